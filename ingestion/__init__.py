@@ -1,0 +1,1 @@
+"""Ingestion: the event contract, the schema registry, the simulator and the Kafka producer."""

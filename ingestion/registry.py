@@ -1,0 +1,97 @@
+"""Schema registries behind one small interface.
+
+Production talks to a Confluent Schema Registry; the local stack reads subject/id assignments
+from ``schemas/registry.json``. Serializer and deserializer code is the same for both, and the
+consumer only ever needs the schema id in the message to find the writer schema.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+from ingestion.schema import SCHEMA_DIR
+
+
+class UnknownSchemaError(LookupError):
+    """The registry has no schema under that id (or that schema under the subject)."""
+
+
+class SchemaRegistry(Protocol):
+    def register(self, subject: str, schema_text: str) -> int:
+        """Id of schema_text under subject (registering it where the registry allows)."""
+        ...
+
+    def schema_text(self, schema_id: int) -> str:
+        """Writer schema for an id; raises UnknownSchemaError."""
+        ...
+
+
+def _canonical(schema_text: str) -> str:
+    return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
+
+
+class FileSchemaRegistry:
+    """Read-only registry over registry.json: new versions are added by committing a file."""
+
+    def __init__(self, registry_file: Path = SCHEMA_DIR / "registry.json") -> None:
+        document = json.loads(registry_file.read_text())
+        self._by_id: dict[int, str] = {}
+        self._ids_by_subject: dict[str, dict[str, int]] = {}
+        for subject, versions in document["subjects"].items():
+            for version in versions:
+                text = (registry_file.parent / version["schema_file"]).read_text()
+                self._by_id[version["id"]] = text
+                self._ids_by_subject.setdefault(subject, {})[_canonical(text)] = version["id"]
+
+    def register(self, subject: str, schema_text: str) -> int:
+        try:
+            return self._ids_by_subject[subject][_canonical(schema_text)]
+        except KeyError:
+            raise UnknownSchemaError(
+                f"schema not listed for subject {subject!r} in ingestion/schemas/registry.json; "
+                "add the new version there (after `orangescrum schema check`)"
+            ) from None
+
+    def schema_text(self, schema_id: int) -> str:
+        try:
+            return self._by_id[schema_id]
+        except KeyError:
+            raise UnknownSchemaError(f"no schema with id {schema_id}") from None
+
+
+class ConfluentSchemaRegistry:
+    """A Confluent-compatible registry over HTTP (Confluent, Karapace, Redpanda, Apicurio)."""
+
+    def __init__(self, url: str, basic_auth: str = "") -> None:
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        config = {"url": url}
+        if basic_auth:
+            config["basic.auth.user.info"] = basic_auth
+        self._client = SchemaRegistryClient(config)
+
+    def register(self, subject: str, schema_text: str) -> int:
+        from confluent_kafka.schema_registry import Schema
+
+        return self._client.register_schema(subject, Schema(schema_text, "AVRO"))
+
+    def schema_text(self, schema_id: int) -> str:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        try:
+            return self._client.get_schema(schema_id).schema_str
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                raise UnknownSchemaError(f"no schema with id {schema_id}") from error
+            raise
+
+
+@cache
+def registry_for(url: str = "", basic_auth: str = "") -> SchemaRegistry:
+    """One registry client per process and URL (executors call this once per worker)."""
+    if url:
+        return ConfluentSchemaRegistry(url, basic_auth)
+    return FileSchemaRegistry()

@@ -1,0 +1,250 @@
+"""`orangescrum`: one command with a subcommand per operation of the platform.
+
+Every setting comes from ORANGESCRUM_* environment variables (see .env.example); options here
+only choose what to do, so the same command works locally and in production.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from enum import StrEnum
+from typing import Annotated, NoReturn
+
+import click
+import typer
+from rich.console import Console
+
+from orangescrum.errors import OrangeScrumError
+from orangescrum.logs import configure_logging
+from orangescrum.settings import Settings, env_example
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+app = typer.Typer(
+    help="OrangeScrum Analytics: events -> Kafka -> Spark -> lake -> warehouse -> dbt marts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+broker_app = typer.Typer(help="The embedded Kafka-compatible broker (local only).")
+topics_app = typer.Typer(help="Kafka topics.")
+simulate_app = typer.Typer(help="Simulate OrangeScrum activity and produce it to Kafka.")
+warehouse_app = typer.Typer(help="The warehouse side: raw_events and dbt.")
+config_app = typer.Typer(help="Settings.")
+for sub_app, name in (
+    (broker_app, "broker"),
+    (topics_app, "topics"),
+    (simulate_app, "simulate"),
+    (warehouse_app, "warehouse"),
+    (config_app, "config"),
+):
+    app.add_typer(sub_app, name=name)
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@app.callback()
+def global_options(
+    log_level: Annotated[
+        str, typer.Option(envvar="ORANGESCRUM_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR.")
+    ] = "INFO",
+    log_format: Annotated[
+        LogFormat, typer.Option(envvar="ORANGESCRUM_LOG_FORMAT", help="text or json lines.")
+    ] = LogFormat.TEXT,
+) -> None:
+    configure_logging(log_level, log_format.value)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as error:
+        raise OrangeScrumError(f"invalid ORANGESCRUM_* setting: {error}") from None
+
+
+# --- demo ---------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(min=1, max=60, help="Days of history to simulate.")] = 3,
+    companies: Annotated[int, typer.Option(min=1, help="Companies (tenants) to simulate.")] = 2,
+    seed: Annotated[int, typer.Option(help="Simulation seed; same seed, same events.")] = 42,
+    bad_per_kind: Annotated[
+        int, typer.Option(min=0, help="Bad messages of each kind to mix in.")
+    ] = 2,
+) -> None:
+    """Run the whole pipeline on the embedded stack and print reconciled counts."""
+    from orangescrum.demo import DemoOptions, run_demo
+
+    started = time.monotonic()
+    run_demo(
+        load_settings(),
+        DemoOptions(days=days, seed=seed, companies=companies, bad_per_kind=bad_per_kind),
+        console,
+    )
+    console.print(f"demo finished in {time.monotonic() - started:.0f}s")
+
+
+# --- broker -------------------------------------------------------------------------------------
+@broker_app.command("start")
+def broker_start(
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 9092,
+) -> None:
+    """Run the embedded broker in the foreground until Ctrl-C (its data lives in memory)."""
+    from orangescrum.broker import LocalBroker
+
+    settings = load_settings()
+    with LocalBroker(settings.log_dir / "broker.log", port=port) as broker:
+        console.print(
+            f"Kafka-compatible broker on {broker.bootstrap}. In other terminals:\n"
+            f"  export ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}\n"
+            "Ctrl-C stops it (its topics are in memory and go with it)."
+        )
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping broker")
+
+
+# --- topics -------------------------------------------------------------------------------------
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the events and dead-letter topics (no-op for topics that exist)."""
+    from ingestion.topics import create_topics
+    from orangescrum.pipeline import require_broker
+
+    settings = load_settings()
+    require_broker(settings)
+    for topic, outcome in create_topics(settings).items():
+        console.print(f"{topic}: {outcome}")
+
+
+# --- simulate -----------------------------------------------------------------------------------
+@simulate_app.command("history")
+def simulate_history_command(
+    days: Annotated[int, typer.Option(min=1, help="Days of history, ending yesterday.")] = 3,
+    companies: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option()] = 42,
+    late_rate: Annotated[float, typer.Option(min=0, max=1, help="Share delivered late.")] = 0.02,
+    duplicate_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share delivered twice.")
+    ] = 0.01,
+    bad_per_kind: Annotated[int, typer.Option(min=0, help="Bad messages of each kind.")] = 0,
+) -> None:
+    """Produce a deterministic OrangeScrum history to the events topic."""
+    from ingestion.faults import BAD_KINDS
+    from ingestion.simulator import SimulationConfig
+    from orangescrum.pipeline import produce_history, require_broker
+
+    settings = load_settings()
+    require_broker(settings)
+    config = SimulationConfig(
+        seed=seed,
+        companies=companies,
+        days=days,
+        late_rate=late_rate,
+        duplicate_rate=duplicate_rate,
+    )
+    report = produce_history(settings, config, dict.fromkeys(BAD_KINDS, bad_per_kind))
+    console.print(
+        f"delivered {report.delivery.delivered:,}, failed {report.delivery.failed:,} "
+        f"({report.unique_events:,} distinct events, {report.duplicates:,} duplicates, "
+        f"{sum(report.bad_by_kind.values())} bad) to {settings.topic_events}"
+    )
+
+
+# --- stream -------------------------------------------------------------------------------------
+@app.command()
+def stream(
+    available_now: Annotated[
+        bool,
+        typer.Option(
+            "--available-now/--continuous",
+            help="Drain what is in the topic and stop, or keep running on a trigger.",
+        ),
+    ] = True,
+) -> None:
+    """Stream the events topic into the lake (Spark Structured Streaming, checkpointed)."""
+    from orangescrum.pipeline import require_broker
+    from spark.session import build_session
+    from spark.stream import run_stream
+
+    settings = load_settings()
+    require_broker(settings)
+    spark = build_session(settings, "orangescrum-stream")
+    try:
+        totals = run_stream(spark, settings, available_now=available_now)
+    finally:
+        spark.stop()
+    console.print(
+        f"{totals.batches} batches: {totals.rows_in:,} read, {totals.rows_landed:,} landed, "
+        f"{totals.rows_dead_lettered:,} dead-lettered {totals.dead_letter_reasons or ''}"
+    )
+
+
+# --- warehouse ----------------------------------------------------------------------------------
+@warehouse_app.command("load")
+def warehouse_load() -> None:
+    """Create or refresh raw_events (and dead letters, metrics) over the lake."""
+    from orangescrum.pipeline import load_raw_events
+
+    load_raw_events(load_settings())
+
+
+@warehouse_app.command("build")
+def warehouse_build() -> None:
+    """`dbt build`: every model, test and unit test of the project."""
+    from orangescrum.pipeline import build_marts
+
+    build_marts(load_settings())
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def dbt(context: typer.Context) -> None:
+    """Any dbt command with this project's settings, e.g. `orangescrum dbt test -s staging`."""
+    from orangescrum.dbt import run_dbt
+
+    run_dbt(load_settings(), context.args)
+
+
+# --- config -------------------------------------------------------------------------------------
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings (secrets masked)."""
+    for name, value in load_settings().model_dump().items():
+        console.print(f"ORANGESCRUM_{name.upper()}={value}")
+
+
+@config_app.command("env-example")
+def config_env_example() -> None:
+    """Print .env.example (every setting with its default and meaning)."""
+    sys.stdout.write(env_example())
+
+
+def _raise_keyboard_interrupt(_signum: int, _frame: object) -> NoReturn:
+    # SIGTERM (Airflow, systemd, docker stop) gets the same clean shutdown as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        app(standalone_mode=False)
+    except OrangeScrumError as error:
+        console.print(f"[red]error:[/red] {error}")
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,74 @@
+"""Run dbt in-process against the project in dbt_project/ with this platform's settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+
+from orangescrum.errors import OrangeScrumError
+from orangescrum.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _patched_environ(values: dict[str, str]) -> Iterator[None]:
+    # dbt reads env_var() from os.environ at parse time; restore it so callers keep theirs.
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_dbt(
+    settings: Settings,
+    args: Sequence[str],
+    *,
+    target_path: Path | None = None,
+    check: bool = True,
+) -> dbtRunnerResult:
+    """Invoke `dbt <args>` with the project, profiles and target taken from settings.
+
+    target_path keeps concurrent invocations (tests, Airflow) from sharing dbt_project/target.
+    """
+    command = [
+        *args,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_profiles_dir),
+        "--target",
+        settings.dbt_target.value,
+    ]
+    if target_path is not None:
+        command += ["--target-path", str(target_path)]
+    log.info("dbt %s", " ".join(args))
+    env = settings.dbt_env()
+    if target_path is not None:
+        env["DBT_LOG_PATH"] = str(target_path / "logs")
+    with _patched_environ(env):
+        result = dbtRunner().invoke(command)
+    if check and not result.success:
+        detail = result.exception or _failed_nodes(result)
+        raise OrangeScrumError(
+            f"`dbt {' '.join(args)}` failed: {detail}. See the dbt output above "
+            f"(and dbt.log under the target folder) for the failing model or test."
+        )
+    return result
+
+
+def _failed_nodes(result: dbtRunnerResult) -> str:
+    nodes = getattr(result.result, "results", None) or []
+    failed = [r.node.unique_id for r in nodes if str(r.status) in {"error", "fail"}]
+    return ", ".join(failed) if failed else "no node reported a failure"

@@ -1,0 +1,212 @@
+"""Every knob of the platform, read once from environment variables.
+
+Each field maps to ``ORANGESCRUM_<FIELD_NAME>`` (upper case); ``.env.example`` lists them all with
+their defaults. Defaults describe the embedded local stack: a local broker, a Parquet lake in a
+folder and a DuckDB warehouse file, so nothing needs to be set to run the demo.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orangescrum import REPO_ROOT
+
+
+class SparkSource(StrEnum):
+    """Where the stream reads Kafka from."""
+
+    PYTHON = "python"  # Spark 4 Python data source over confluent-kafka (no jars needed)
+    NATIVE = "native"  # Spark's own `kafka` source; needs the spark-sql-kafka jars on the cluster
+
+
+class WarehouseTarget(StrEnum):
+    DEV = "dev"  # DuckDB file
+    PROD = "prod"  # BigQuery
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ORANGESCRUM_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- local state -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".orangescrum"),
+        description="Working folder for local state (lake, checkpoints, warehouse, logs).",
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        default="",
+        description="host:port list of the brokers. Empty: commands that need a broker start "
+        "the embedded one (Tansu) for their own lifetime.",
+    )
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL"
+    )
+    kafka_sasl_mechanism: str = Field(default="PLAIN", description="PLAIN | SCRAM-SHA-256 | ...")
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_location: str = Field(default="", description="CA bundle for SSL/SASL_SSL.")
+    topic_events: str = "events-raw"
+    topic_dead_letter: str = "events-dlq"
+    topic_partitions: int = Field(default=3, ge=1, description="Partitions of new topics.")
+    topic_retention_days: int = Field(default=7, ge=1)
+
+    # --- schema registry ---------------------------------------------------------------------
+    schema_registry_url: str = Field(
+        default="",
+        description="Confluent-compatible registry URL. Empty: the file-backed registry "
+        "shipped in ingestion/schemas/registry.json.",
+    )
+    schema_registry_basic_auth: SecretStr = Field(
+        default=SecretStr(""), description="user:password for the registry, if it needs one."
+    )
+
+    # --- lake --------------------------------------------------------------------------------
+    lake_uri: str = Field(
+        default="",
+        description="Root of the data lake: a folder path, file:///..., or gs://bucket/prefix. "
+        "Empty: <data_dir>/lake.",
+    )
+    gcs_endpoint: str = Field(
+        default="", description="Override for the GCS API endpoint (an emulator); empty = Google."
+    )
+
+    # --- Spark -------------------------------------------------------------------------------
+    spark_master: str = Field(default="local[*]", description="local[*], spark://host:7077, yarn")
+    spark_source: SparkSource = SparkSource.PYTHON
+    checkpoint_dir: str = Field(default="", description="Empty: <data_dir>/checkpoints.")
+    max_events_per_batch: int = Field(
+        default=100_000, ge=1, description="Upper bound of Kafka records per micro-batch."
+    )
+    trigger_seconds: int = Field(default=5, ge=1, description="Continuous mode trigger interval.")
+    max_event_age_days: int = Field(
+        default=365, ge=1, description="Events older than this are dead-lettered as absurd."
+    )
+    max_event_future_minutes: int = Field(
+        default=60, ge=0, description="Events further in the future are dead-lettered."
+    )
+
+    # --- warehouse / dbt ---------------------------------------------------------------------
+    dbt_target: WarehouseTarget = WarehouseTarget.DEV
+    duckdb_path: str = Field(default="", description="Empty: <data_dir>/warehouse.duckdb.")
+    gcp_project: str = ""
+    bigquery_dataset: str = "orangescrum_dw"
+    bigquery_location: str = "US"
+    gcp_keyfile: str = Field(default="", description="Service-account key; empty = oauth/ADC.")
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        # Spark, dbt and DuckDB run in other working directories: relative paths would drift.
+        object.__setattr__(self, "data_dir", self.data_dir.expanduser().resolve())
+        return self
+
+    # --- derived locations -------------------------------------------------------------------
+    @property
+    def lake_root(self) -> str:
+        """Lake root as a URI-less path for local lakes, or the gs:// URI."""
+        uri = self.lake_uri or str(self.data_dir / "lake")
+        if uri.startswith("file://"):
+            uri = uri.removeprefix("file://")
+        if "://" not in uri:
+            uri = str(Path(uri).expanduser().resolve())
+        return uri.rstrip("/")
+
+    @property
+    def lake_is_local(self) -> bool:
+        return "://" not in self.lake_root
+
+    @property
+    def raw_events_path(self) -> str:
+        return f"{self.lake_root}/raw/events"
+
+    @property
+    def dead_letter_path(self) -> str:
+        return f"{self.lake_root}/raw/_dead_letter"
+
+    @property
+    def metrics_path(self) -> str:
+        return f"{self.lake_root}/raw/metrics"
+
+    @property
+    def processed_events_path(self) -> str:
+        return f"{self.lake_root}/processed/events"
+
+    @property
+    def archive_path(self) -> str:
+        return f"{self.lake_root}/archive"
+
+    @property
+    def checkpoint_root(self) -> str:
+        return self.checkpoint_dir or str(self.data_dir / "checkpoints")
+
+    @property
+    def duckdb_file(self) -> Path:
+        return (
+            Path(self.duckdb_path).resolve()
+            if self.duckdb_path
+            else (self.data_dir / "warehouse.duckdb")
+        )
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return REPO_ROOT / "dbt_project"
+
+    @property
+    def dbt_profiles_dir(self) -> Path:
+        return REPO_ROOT / "profiles"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by producers and consumers (bootstrap + security)."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            config |= {
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_sasl_username,
+                "sasl.password": self.kafka_sasl_password.get_secret_value(),
+            }
+        if self.kafka_ssl_ca_location:
+            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        return config
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables profiles/profiles.yml and dbt_project.yml read."""
+        return {
+            "ORANGESCRUM_DUCKDB_PATH": str(self.duckdb_file),
+            "ORANGESCRUM_LAKE_ROOT": self.lake_root,
+            "ORANGESCRUM_GCP_PROJECT": self.gcp_project,
+            "ORANGESCRUM_BIGQUERY_DATASET": self.bigquery_dataset,
+            "ORANGESCRUM_BIGQUERY_LOCATION": self.bigquery_location,
+            "ORANGESCRUM_GCP_KEYFILE": self.gcp_keyfile,
+            "DBT_PROFILES_DIR": str(self.dbt_profiles_dir),
+        }
+
+
+def env_example() -> str:
+    """Render .env.example from the fields above so the two never drift."""
+    lines = [
+        "# Every setting of OrangeScrum Analytics with its default. Copy to .env to change.",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = ""
+        if hasattr(default, "value"):
+            default = default.value
+        if field.description:
+            lines.append(f"# {field.description}")
+        lines.append(f"ORANGESCRUM_{name.upper()}={default}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Spark jobs: the Kafka -> lake stream, the daily compaction batch, lake maintenance."""

@@ -1,0 +1,44 @@
+"""SparkSession for every job, configured from Settings (local[*] or a cluster master)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from pyspark.sql import SparkSession
+
+from orangescrum.errors import OrangeScrumError
+from orangescrum.settings import Settings
+
+
+def require_java() -> None:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise OrangeScrumError(
+            "Spark needs Java 17 and none was found: install it (Debian: "
+            "`apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
+        )
+
+
+def build_session(settings: Settings, app_name: str) -> SparkSession:
+    require_java()
+    # Workers must run this interpreter (the venv's), or they cannot import the project.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .config("spark.driver.memory", "1g")
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

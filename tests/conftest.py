@@ -1,0 +1,58 @@
+"""Shared fixtures: a real embedded broker, a local SparkSession, isolated settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orangescrum.broker import LocalBroker
+from orangescrum.settings import Settings
+
+# Tests must not pick up a developer's .env or exported ORANGESCRUM_* overrides.
+for _name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:
+    del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """One embedded Tansu broker for the session; tests use their own topic names."""
+    with LocalBroker(tmp_path_factory.mktemp("broker") / "broker.log") as running:
+        yield running
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings rooted in a fresh folder, with no broker (tests that need one add it)."""
+    return Settings(data_dir=tmp_path / "state", _env_file=None)
+
+
+@pytest.fixture
+def kafka_settings(
+    settings: Settings, broker: LocalBroker, request: pytest.FixtureRequest
+) -> Settings:
+    """Settings on the shared broker with topics unique to the test."""
+    suffix = request.node.name.replace("[", "-").replace("]", "")[:60]
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": broker.bootstrap,
+            "topic_events": f"events-{suffix}",
+            "topic_dead_letter": f"dlq-{suffix}",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    from spark.session import build_session
+
+    session = build_session(
+        Settings(
+            data_dir=tmp_path_factory.mktemp("spark"), spark_master="local[2]", _env_file=None
+        ),
+        "orangescrum-tests",
+    )
+    yield session
+    session.stop()
