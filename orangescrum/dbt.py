@@ -37,12 +37,14 @@ def run_dbt(
     *,
     target_path: Path | None = None,
     check: bool = True,
+    quiet: bool = False,
 ) -> dbtRunnerResult:
     """Invoke `dbt <args>` with the project, profiles and target taken from settings.
 
     target_path keeps concurrent invocations (tests, Airflow) from sharing dbt_project/target.
     """
     command = [
+        *(["--quiet"] if quiet else []),
         *args,
         "--project-dir",
         str(settings.dbt_project_dir),
@@ -58,7 +60,10 @@ def run_dbt(
     if target_path is not None:
         env["DBT_LOG_PATH"] = str(target_path / "logs")
     with _patched_environ(env):
-        result = dbtRunner().invoke(command)
+        try:
+            result = dbtRunner().invoke(command)
+        finally:
+            _release_duckdb()
     if check and not result.success:
         detail = result.exception or _failed_nodes(result)
         raise OrangeScrumError(
@@ -66,6 +71,31 @@ def run_dbt(
             f"(and dbt.log under the target folder) for the failing model or test."
         )
     return result
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after an invocation.
+
+    It would otherwise hold the warehouse file's lock until the process exits, blocking the
+    dashboard, other processes and even read-only connections from this one.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+
+
+def status_counts(result: dbtRunnerResult) -> dict[str, int]:
+    """How many nodes ended in each status (pass, success, fail, error, skipped, ...)."""
+    counts: dict[str, int] = {}
+    for node_result in getattr(result.result, "results", None) or []:
+        status = str(node_result.status).lower()
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def _failed_nodes(result: dbtRunnerResult) -> str:

@@ -135,9 +135,10 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
         finally:
             spark.stop()
     console.print(f"[5/{total_steps}] raw_events in DuckDB over the lake")
-    load_raw_events(settings)
-    console.print(f"[6/{total_steps}] dbt build (models + tests)")
-    build_marts(settings)
+    load_raw_events(settings, quiet=True)
+    console.print(f"[6/{total_steps}] dbt build (models, data tests, unit tests)")
+    statuses = build_marts(settings, quiet=True)
+    console.print("      " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())))
     counts = warehouse_counts(settings)
     result = DemoResult(produced, streamed, counts, reconcile(produced, streamed, counts))
     print_summary(settings, result, console)

@@ -17,7 +17,7 @@ from ingestion.schema import SUBJECT, load_schema_text
 from ingestion.serde import EventSerializer
 from ingestion.simulator import Delivery, SimulationConfig, simulate_history
 from orangescrum.broker import wait_until_ready
-from orangescrum.dbt import run_dbt
+from orangescrum.dbt import run_dbt, status_counts
 from orangescrum.errors import OrangeScrumError
 from orangescrum.settings import Settings
 
@@ -117,13 +117,18 @@ def produce_history(
     return report
 
 
-def load_raw_events(settings: Settings, target_path: Path | None = None) -> None:
+def load_raw_events(
+    settings: Settings, target_path: Path | None = None, *, quiet: bool = False
+) -> None:
     """(Re)create raw_events, raw_dead_letters and raw_pipeline_metrics over the lake."""
-    run_dbt(settings, ["run-operation", "create_raw_events"], target_path=target_path)
+    run_dbt(settings, ["run-operation", "create_raw_events"], target_path=target_path, quiet=quiet)
 
 
-def build_marts(settings: Settings, target_path: Path | None = None) -> None:
-    run_dbt(settings, ["build"], target_path=target_path)
+def build_marts(
+    settings: Settings, target_path: Path | None = None, *, quiet: bool = False
+) -> dict[str, int]:
+    """`dbt build` (models, data tests, unit tests); returns node counts by status."""
+    return status_counts(run_dbt(settings, ["build"], target_path=target_path, quiet=quiet))
 
 
 @dataclass(frozen=True)

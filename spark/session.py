@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from orangescrum.errors import OrangeScrumError
 from orangescrum.settings import Settings
+
+
+LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
 def require_java() -> None:
@@ -38,6 +42,10 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.driver.memory", "1g")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j.configurationFile={LOG4J_CONFIG.as_uri()}",
+        )
     )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

@@ -1,0 +1,3 @@
+from orangescrum.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""`orangescrum batch ...` and `orangescrum maintenance ...`: the lake's daily jobs.
+
+Registered in orangescrum/cli.py as sub-apps. Settings come from ORANGESCRUM_* variables like
+every other command; options only choose what to do (which day, how old, dry run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from orangescrum.settings import Settings
+
+log = logging.getLogger(__name__)
+
+batch_app = typer.Typer(no_args_is_help=True, add_completion=False)
+maintenance_app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+DATE_FORMATS = ["%Y-%m-%d"]
+
+
+# A callback keeps each sub-app a command group (`batch compact`) even when invoked on its own
+# (tests, `python -m`), instead of Typer collapsing a one-command app into that command.
+@batch_app.callback()
+def batch_group() -> None:
+    """Daily Spark batch jobs over the lake (compaction)."""
+
+
+@maintenance_app.callback()
+def maintenance_group() -> None:
+    """Lake housekeeping: archive old raw days, restore them, dead-letter report, cleanup."""
+
+
+def _cli() -> tuple[Console, Settings]:
+    # Imported here, not at module level: orangescrum.cli imports this module to register it.
+    from orangescrum.cli import console, load_settings
+
+    return console, load_settings()
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def _day(value: datetime | None, default: date) -> date:
+    return value.date() if value is not None else default
+
+
+# --- batch --------------------------------------------------------------------------------------
+@batch_app.command("compact")
+def compact(
+    day: Annotated[
+        datetime | None,
+        typer.Option(
+            "--date",
+            formats=DATE_FORMATS,
+            help="Day to compact, YYYY-MM-DD (UTC). Default: yesterday.",
+            show_default=False,
+        ),
+    ] = None,
+    rows_per_file: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="ORANGESCRUM_COMPACTION_ROWS_PER_FILE",
+            help="Target rows per output file (fewer, larger files above ~1M rows).",
+        ),
+    ] = 1_000_000,
+) -> None:
+    """Compact one raw day into processed/: deduplicated by event_id, few large files."""
+    from spark.compaction import compact_day, raw_files_for_day
+    from spark.session import build_session
+
+    console, settings = _cli()
+    target = _day(day, today_utc() - timedelta(days=1))
+    started = time.monotonic()
+    files = raw_files_for_day(settings, target)  # fail fast, before Spark starts
+    console.print(
+        f"compacting event_date={target.isoformat()} of {settings.lake_root} "
+        f"({len(files)} landed file(s))"
+    )
+    with console.status("starting Spark"):
+        spark = build_session(settings, "orangescrum-compact")
+    try:
+        with console.status(f"compacting {target.isoformat()}"):
+            result = compact_day(spark, settings, target, rows_per_file=rows_per_file)
+    finally:
+        spark.stop()
+    console.print(
+        f"{target.isoformat()}: {result.rows_in:,} rows in {result.source_files} file(s) -> "
+        f"{result.rows_out:,} rows in {result.files_written} file(s), "
+        f"{result.duplicates_removed:,} duplicate(s) removed, "
+        f"{time.monotonic() - started:.0f}s\n{result.output_path}"
+    )
+
+
+# --- maintenance --------------------------------------------------------------------------------
+@maintenance_app.command("archive")
+def archive(
+    older_than: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            envvar="ORANGESCRUM_RAW_RETENTION_DAYS",
+            help="Archive raw days more than this many days old (today and yesterday never).",
+        ),
+    ] = 30,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=DATE_FORMATS,
+            help="Count ages from this day instead of today (UTC), e.g. a scheduler's run date.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only print what would be archived.")
+    ] = False,
+) -> None:
+    """Move old raw days that have a current processed copy to archive/."""
+    from spark.maintenance import archive_decisions, archive_raw
+
+    console, settings = _cli()
+    today = _day(as_of, today_utc())
+    decisions = archive_decisions(settings, older_than, today)
+    table = Table("event_date", "action", "why", title=f"raw days as of {today.isoformat()}")
+    for decision in decisions:
+        action = "archive" if decision.archived else "keep"
+        if decision.archived and dry_run:
+            action = "would archive"
+        table.add_row(decision.day.isoformat(), action, decision.reason)
+    if decisions:
+        console.print(table)
+    archived = archive_raw(settings, older_than, today, dry_run=dry_run)
+    verb = "would archive" if dry_run else "archived"
+    days = ", ".join(day.isoformat() for day in archived) or "none"
+    console.print(f"{verb} {len(archived)} raw day(s): {days}")
+    if archived:
+        console.print(f"archive: {settings.archive_path}/raw/events")
+
+
+@maintenance_app.command("restore")
+def restore(
+    day: Annotated[
+        datetime,
+        typer.Option(
+            "--date", formats=DATE_FORMATS, help="Archived day to bring back, YYYY-MM-DD."
+        ),
+    ],
+) -> None:
+    """Move an archived raw day back to raw/ (to re-compact or re-load it)."""
+    from spark.maintenance import restore_archived
+
+    console, settings = _cli()
+    moved = restore_archived(settings, day.date())
+    console.print(
+        f"restored {moved} file(s) of {day.date().isoformat()} to {settings.raw_events_path}"
+    )
+
+
+@maintenance_app.command("dlq-report")
+def dlq_report(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON lines on stdout instead of a table.")
+    ] = False,
+) -> None:
+    """Dead letters in the lake per day and reason."""
+    from spark.maintenance import dead_letter_report
+
+    console, settings = _cli()
+    rows = dead_letter_report(settings)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "event_date": row.event_date.isoformat(),
+                        "reason": row.reason,
+                        "count": row.count,
+                    }
+                )
+                + "\n"
+            )
+        return
+    if not rows:
+        console.print(f"no dead letters under {settings.dead_letter_path}")
+        return
+    table = Table("event_date", "reason", "count", title="dead letters")
+    for row in rows:
+        table.add_row(row.event_date.isoformat(), row.reason, f"{row.count:,}")
+    table.add_section()
+    table.add_row("total", "", f"{sum(row.count for row in rows):,}")
+    console.print(table)
+
+
+@maintenance_app.command("cleanup")
+def cleanup(
+    older_than: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="ORANGESCRUM_METRICS_RETENTION_DAYS",
+            help="Delete streaming metrics files and local logs older than this many days.",
+        ),
+    ] = 90,
+) -> None:
+    """Prune old streaming metrics (lake) and log files (local)."""
+    from spark.maintenance import cleanup_old_logs, cleanup_old_metrics
+
+    console, settings = _cli()
+    now = datetime.now(UTC)
+    metrics = cleanup_old_metrics(settings, older_than, now)
+    logs = cleanup_old_logs(settings, older_than, now)
+    console.print(
+        f"deleted {metrics} metrics file(s) and {logs} log file(s) older than {older_than} days"
+    )

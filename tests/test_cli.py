@@ -1,0 +1,64 @@
+"""The CLI as a person meets it: help, and one clear sentence when something is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from orangescrum.broker import LocalBroker
+from orangescrum.errors import OrangeScrumError
+
+
+def orangescrum(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orangescrum", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_help_lists_every_stage() -> None:
+    result = orangescrum("--help")
+    assert result.returncode == 0
+    for command in ("demo", "simulate", "stream", "warehouse", "broker", "topics", "dbt"):
+        assert command in result.stdout
+
+
+def test_unreachable_broker_is_one_clear_error(tmp_path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "ORANGESCRUM_DATA_DIR": str(tmp_path),
+        "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    }
+    result = orangescrum("topics", "create", env=env)
+    assert result.returncode == 1
+    assert "No Kafka broker answered at 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_broker_setting_says_how_to_get_one(tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ORANGESCRUM_DATA_DIR": str(tmp_path)}
+    result = orangescrum("stream", env=env)
+    assert result.returncode == 1
+    assert "orangescrum broker start" in result.stderr
+
+
+def test_busy_port_is_refused_before_starting(tmp_path, broker: LocalBroker) -> None:
+    with pytest.raises(OrangeScrumError, match=f"Port {broker.port} is already in use"):
+        LocalBroker(tmp_path / "broker.log", port=broker.port)
+
+
+def test_invalid_setting_names_the_variable(tmp_path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "ORANGESCRUM_TOPIC_PARTITIONS": "many",
+    }
+    result = orangescrum("config", "show", env=env)
+    assert result.returncode == 1
+    assert "topic_partitions" in result.stderr
