@@ -12,7 +12,6 @@ from pyspark.sql import SparkSession
 from orangescrum.errors import OrangeScrumError
 from orangescrum.settings import Settings
 
-
 LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
