@@ -71,7 +71,8 @@ class ConfluentSchemaRegistry:
         config = {"url": url}
         if basic_auth:
             config["basic.auth.user.info"] = basic_auth
-        self._client = SchemaRegistryClient(config)
+        # new_client also understands mock:// URLs (an in-memory registry, for tests).
+        self._client = SchemaRegistryClient.new_client(config)
 
     def register(self, subject: str, schema_text: str) -> int:
         from confluent_kafka.schema_registry import Schema

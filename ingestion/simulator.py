@@ -368,6 +368,19 @@ class _Company:
 # --- conversions and payloads ------------------------------------------------------------------
 
 
+def _client_of(event_type: str, seed_bits: int) -> str:
+    """Where the action was made (schema v2's `client`), drawn from the event id's bits.
+
+    Using the id instead of the shared RNG keeps every other simulated value unchanged.
+    """
+    share = seed_bits % 100
+    if event_type == "task_commented" and share < 10:
+        return "email"  # OrangeScrum lets people reply to task e-mails
+    if event_type in ("timer_started", "timer_stopped") and share < 40:
+        return "mobile"
+    return "web" if share < 75 else "mobile" if share < 93 else "api"
+
+
 def _to_dt(us: int) -> datetime.datetime:
     return _EPOCH + datetime.timedelta(microseconds=us)
 
@@ -570,14 +583,16 @@ class _Simulator:
         task: _Task | None = None,
         **payloads: dict[str, Any] | None,
     ) -> None:
+        event_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
         record: dict[str, Any] = {
-            "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "event_id": str(event_id),
             "event_type": event_type,
             "event_timestamp": _to_dt(company.clock),
             "company_id": company.company_id,
             "user_id": actor.user_id,
             "project_id": project.project_id if project is not None else None,
             "task_id": task.task_id if task is not None else None,
+            "client": _client_of(event_type, event_id.int),
             "user_state": None,
             "project_state": None,
             "task_state": None,

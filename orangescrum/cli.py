@@ -6,11 +6,13 @@ only choose what to do, so the same command works locally and in production.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import sys
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import click
@@ -35,12 +37,14 @@ topics_app = typer.Typer(help="Kafka topics.")
 simulate_app = typer.Typer(help="Simulate OrangeScrum activity and produce it to Kafka.")
 warehouse_app = typer.Typer(help="The warehouse side: raw_events and dbt.")
 config_app = typer.Typer(help="Settings.")
+schema_app = typer.Typer(help="The Avro event contract and its schema registry.")
 for sub_app, name in (
     (broker_app, "broker"),
     (topics_app, "topics"),
     (simulate_app, "simulate"),
     (warehouse_app, "warehouse"),
     (config_app, "config"),
+    (schema_app, "schema"),
 ):
     app.add_typer(sub_app, name=name)
 
@@ -160,6 +164,40 @@ def simulate_history_command(
     )
 
 
+@simulate_app.command("live")
+def simulate_live_command(
+    rate: Annotated[float, typer.Option(min=0.1, help="Events per second.")] = 100.0,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds to run; default until Ctrl-C.")
+    ] = None,
+    companies: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Produce a live stream of fresh events at a steady rate."""
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from ingestion.simulator import SimulationConfig
+    from orangescrum.pipeline import produce_live, require_broker
+
+    settings = load_settings()
+    require_broker(settings)
+    with Progress(
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} events"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"producing at {rate:g}/s to {settings.topic_events}")
+        report = produce_live(
+            settings,
+            SimulationConfig(seed=seed, companies=companies),
+            rate,
+            duration,
+            progress=lambda n: progress.advance(task, n),
+        )
+    console.print(f"delivered {report.delivery.delivered:,}, failed {report.delivery.failed:,}")
+
+
 # --- stream -------------------------------------------------------------------------------------
 @app.command()
 def stream(
@@ -214,6 +252,73 @@ def dbt(context: typer.Context) -> None:
     from orangescrum.dbt import run_dbt
 
     run_dbt(load_settings(), context.args)
+
+
+# --- schema -------------------------------------------------------------------------------------
+@schema_app.command("check")
+def schema_check(
+    candidate: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="A new .avsc to check against the latest version."
+        ),
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="backward, forward or full (default: registry.json's).")
+    ] = None,
+) -> None:
+    """Check every shipped schema version (or a candidate) against its predecessor."""
+    from ingestion.compatibility import CompatibilityMode, compatibility_problems, registry_mode
+    from ingestion.schema import SCHEMA_DIR, available_versions, load_schema_text
+
+    chosen = (
+        CompatibilityMode(mode)
+        if mode
+        else registry_mode((SCHEMA_DIR / "registry.json").read_text())
+    )
+    versions = available_versions()
+    pairs = [
+        (f"v{old}", load_schema_text(old), f"v{new}", load_schema_text(new))
+        for old, new in itertools.pairwise(versions)
+    ]
+    if candidate is not None:
+        pairs = [
+            (
+                f"v{versions[-1]}",
+                load_schema_text(versions[-1]),
+                str(candidate),
+                candidate.read_text(),
+            )
+        ]
+    failures = 0
+    for old_name, old_text, new_name, new_text in pairs:
+        problems = compatibility_problems(old_text, new_text, chosen)
+        status = "compatible" if not problems else "INCOMPATIBLE"
+        console.print(f"{old_name} -> {new_name} ({chosen.value}): {status}")
+        for problem in problems:
+            console.print(f"  {problem}")
+        failures += bool(problems)
+    if failures:
+        raise OrangeScrumError(
+            f"{failures} schema change(s) break {chosen.value} compatibility: give new or "
+            "removed fields a default instead of changing or deleting them"
+        )
+
+
+@schema_app.command("register")
+def schema_register() -> None:
+    """Register every shipped version, oldest first, in the configured schema registry."""
+    from ingestion.registry import registry_for
+    from ingestion.schema import SUBJECT, available_versions, load_schema_text
+
+    settings = load_settings()
+    registry = registry_for(
+        settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value()
+    )
+    where = settings.schema_registry_url or "ingestion/schemas/registry.json"
+    for version in available_versions():
+        schema_id = registry.register(SUBJECT, load_schema_text(version))
+        console.print(f"{SUBJECT} v{version}: id {schema_id} ({where})")
 
 
 # --- config -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from ingestion.producer import DeliveryReport, EventProducer
 from ingestion.registry import registry_for
 from ingestion.schema import SUBJECT, load_schema_text
 from ingestion.serde import EventSerializer
-from ingestion.simulator import Delivery, SimulationConfig, simulate_history
+from ingestion.simulator import Delivery, SimulationConfig, iter_live, simulate_history
 from orangescrum.broker import wait_until_ready
 from orangescrum.dbt import run_dbt, status_counts
 from orangescrum.errors import OrangeScrumError
@@ -95,26 +96,69 @@ def produce_history(
         yield first
         yield from deliveries
 
-    for item in _interleave(all_deliveries(), bad, every=97):
-        if isinstance(item, BadMessage):
-            producer.send_raw(item.key, item.value)
-            report.bad_by_kind[item.kind] += 1
-        else:
-            producer.send(item.record)
-            report.events += 1
-            report.duplicates += item.is_duplicate
-            report.late += item.is_late and not item.is_duplicate
-            report.event_ids.add(item.record["event_id"])
-        if progress is not None:
-            progress(1)
-    report.delivery = producer.flush()
+    try:
+        for item in _interleave(all_deliveries(), bad, every=97):
+            _send(producer, item, report)
+            if progress is not None:
+                progress(1)
+    finally:
+        # Ctrl-C / SIGTERM included: whatever was handed to the producer gets delivered.
+        report.delivery = producer.flush()
+    _raise_on_failed_deliveries(settings, report)
+    return report
+
+
+def produce_live(
+    settings: Settings,
+    config: SimulationConfig,
+    rate_per_second: float,
+    duration_seconds: float | None = None,
+    progress: Progress | None = None,
+) -> ProduceReport:
+    """Produce fresh events at a steady rate until the duration ends or Ctrl-C."""
+    producer = EventProducer(settings, event_serializer(settings), settings.topic_events)
+    report = ProduceReport()
+    interval = 1.0 / rate_per_second
+    started = time.monotonic()
+    next_send = started
+    try:
+        for delivery in iter_live(config, rate_per_second):
+            now = time.monotonic()
+            if duration_seconds is not None and now - started >= duration_seconds:
+                break
+            if next_send > now:
+                time.sleep(next_send - now)
+            next_send += interval
+            _send(producer, delivery, report)
+            if progress is not None:
+                progress(1)
+    except KeyboardInterrupt:
+        log.info("interrupted: flushing what was produced")
+    finally:
+        report.delivery = producer.flush()
+    _raise_on_failed_deliveries(settings, report)
+    return report
+
+
+def _send(producer: EventProducer, item: Delivery | BadMessage, report: ProduceReport) -> None:
+    if isinstance(item, BadMessage):
+        producer.send_raw(item.key, item.value)
+        report.bad_by_kind[item.kind] += 1
+        return
+    producer.send(item.record)
+    report.events += 1
+    report.duplicates += item.is_duplicate
+    report.late += item.is_late and not item.is_duplicate
+    report.event_ids.add(item.record["event_id"])
+
+
+def _raise_on_failed_deliveries(settings: Settings, report: ProduceReport) -> None:
     if report.delivery.failed:
         raise OrangeScrumError(
             f"{report.delivery.failed} of {report.messages} messages were not acknowledged by "
             f"{settings.kafka_bootstrap_servers} ({report.delivery.errors}); re-run the command: "
             "the simulation is deterministic and the warehouse deduplicates by event_id."
         )
-    return report
 
 
 def load_raw_events(

@@ -12,7 +12,6 @@ import io
 import itertools
 import json
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,9 +20,11 @@ import pytest
 
 from ingestion import simulator
 from ingestion.events import EVENT_TYPES, TASK_EVENT_TYPES, TASK_STATUS_LEGEND, USER_EVENT_TYPES
+from ingestion.schema import latest_version, schema_path
 from ingestion.simulator import Delivery, SimulationConfig, iter_live, simulate_history
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "ingestion/schemas/activity_event.v1.avsc"
+# The simulator is the app: it writes the newest version of the contract.
+SCHEMA_PATH = schema_path(latest_version())
 UTC = datetime.UTC
 # A Monday; the fortnight spans two weekends and the US switch to summer time (2024-03-10).
 START = datetime.date(2024, 3, 4)

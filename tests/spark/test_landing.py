@@ -85,7 +85,7 @@ def test_valid_event_carries_kafka_coordinates(serializer) -> None:
     assert row["event_id"] == FULL_EVENT["event_id"]
     assert (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) == ("events-raw", 0, 0)
     assert row["kafka_timestamp"] == SENT_AT
-    assert row["schema_id"] == 1
+    assert row["schema_id"] == 2  # producers write with the newest version
     assert row["task_state"]["legend"] == 4
 
 
