@@ -18,6 +18,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from ingestion.schema import load_schema_text
+from orangescrum.errors import OrangeScrumError
 from orangescrum.lake import lake_filesystem, write_parquet_atomically
 from orangescrum.settings import Settings, SparkSource
 from spark.kafka_source import (
@@ -99,27 +100,53 @@ def batch_end_offsets(checkpoint: str, batch_id: int, gcs_endpoint: str = "") ->
     return json.loads(lines[2])
 
 
+KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+NATIVE_KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13"
+
+
+def kafka_source_options(settings: Settings) -> tuple[str, dict[str, str]]:
+    """(format, options) of the configured Kafka source; both yield KAFKA_COLUMNS."""
+    options = {f"kafka.{k}": v for k, v in settings.kafka_client_config().items()}
+    if settings.spark_source is SparkSource.NATIVE:
+        # Spark's own source: JAAS config instead of librdkafka's sasl.username/password.
+        for key in ("kafka.sasl.username", "kafka.sasl.password"):
+            options.pop(key, None)
+        if settings.kafka_security_protocol.startswith("SASL"):
+            options["kafka.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{settings.kafka_sasl_username}" '
+                f'password="{settings.kafka_sasl_password.get_secret_value()}";'
+            )
+        return "kafka", options | {
+            "subscribe": settings.topic_events,
+            "startingOffsets": "earliest",
+            "maxOffsetsPerTrigger": str(settings.max_events_per_batch),
+            "failOnDataLoss": "true",
+        }
+    return SOURCE_NAME, options | {
+        OPTION_TOPIC: settings.topic_events,
+        OPTION_MAX_OFFSETS: str(settings.max_events_per_batch),
+    }
+
+
 def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
     """Kafka records as (key, value, topic, partition, offset, timestamp), from either source."""
-    kafka_options = {f"kafka.{k}": v for k, v in settings.kafka_client_config().items()}
-    if settings.spark_source is SparkSource.NATIVE:
-        reader = (
-            spark.readStream.format("kafka")
-            .options(**kafka_options)
-            .option("subscribe", settings.topic_events)
-            .option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", settings.max_events_per_batch)
-            .option("failOnDataLoss", "true")
-        )
-    else:
+    source_format, options = kafka_source_options(settings)
+    if source_format == SOURCE_NAME:
         spark.dataSource.register(KafkaDataSource)
-        reader = (
-            spark.readStream.format(SOURCE_NAME)
-            .options(**kafka_options)
-            .option(OPTION_TOPIC, settings.topic_events)
-            .option(OPTION_MAX_OFFSETS, str(settings.max_events_per_batch))
-        )
-    return reader.load().select("key", "value", "topic", "partition", "offset", "timestamp")
+    try:
+        frame = spark.readStream.format(source_format).options(**options).load()
+    except Exception as error:
+        if "KAFKA_DATA_SOURCE_NOT_ENABLED" in str(error) or "Failed to find data source" in str(
+            error
+        ):
+            raise OrangeScrumError(
+                "ORANGESCRUM_SPARK_SOURCE=native needs Spark's Kafka connector on the cluster "
+                f"(spark-submit --packages {NATIVE_KAFKA_PACKAGE}:<spark version>, or the jars "
+                "in the image); without it use ORANGESCRUM_SPARK_SOURCE=python."
+            ) from None
+        raise
+    return frame.select(*KAFKA_COLUMNS)
 
 
 def landing_config(settings: Settings, checkpoint: str) -> LandingConfig:
