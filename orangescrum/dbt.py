@@ -56,6 +56,7 @@ def run_dbt(
     if target_path is not None:
         command += ["--target-path", str(target_path)]
     log.info("dbt %s", " ".join(args))
+    settings.duckdb_file.parent.mkdir(parents=True, exist_ok=True)
     env = settings.dbt_env()
     if target_path is not None:
         env["DBT_LOG_PATH"] = str(target_path / "logs")
@@ -100,5 +101,10 @@ def status_counts(result: dbtRunnerResult) -> dict[str, int]:
 
 def _failed_nodes(result: dbtRunnerResult) -> str:
     nodes = getattr(result.result, "results", None) or []
-    failed = [r.node.unique_id for r in nodes if str(r.status) in {"error", "fail"}]
-    return ", ".join(failed) if failed else "no node reported a failure"
+    failed = [
+        # run-operation results carry no node, only a message
+        getattr(getattr(r, "node", None), "unique_id", None) or str(getattr(r, "message", r))
+        for r in nodes
+        if str(r.status).lower() in {"error", "fail", "runtimeerror"}
+    ]
+    return ", ".join(failed) if failed else "see the errors above"

@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     bigquery_dataset: str = "orangescrum_dw"
     bigquery_location: str = "US"
     gcp_keyfile: str = Field(default="", description="Service-account key; empty = oauth/ADC.")
+    bigquery_api_endpoint: str = Field(
+        default="", description="BigQuery API endpoint override (an emulator); empty = Google."
+    )
+    bigquery_method: str = Field(
+        default="",
+        description="dbt-bigquery auth method; empty = service-account with a keyfile, else "
+        "oauth. oauth-secrets + bigquery_token for emulators.",
+    )
+    bigquery_token: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
@@ -190,8 +199,11 @@ class Settings(BaseSettings):
             "ORANGESCRUM_BIGQUERY_DATASET": self.bigquery_dataset,
             "ORANGESCRUM_BIGQUERY_LOCATION": self.bigquery_location,
             "ORANGESCRUM_GCP_KEYFILE": self.gcp_keyfile,
+            "ORANGESCRUM_BIGQUERY_API_ENDPOINT": self.bigquery_api_endpoint,
+            "ORANGESCRUM_BIGQUERY_TOKEN": self.bigquery_token.get_secret_value(),
+            "ORANGESCRUM_DBT_TARGET": self.dbt_target.value,
             "DBT_PROFILES_DIR": str(self.dbt_profiles_dir),
-        }
+        } | ({"ORANGESCRUM_BIGQUERY_METHOD": self.bigquery_method} if self.bigquery_method else {})
 
 
 def env_example() -> str:

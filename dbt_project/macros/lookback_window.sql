@@ -1,0 +1,114 @@
+{#
+    The late-data lookback window of incremental models (fact_activities).
+
+    Each incremental run rebuilds the event dates [run_date - lookback_days, run_date]:
+    DuckDB deletes and re-inserts those rows by event_id; BigQuery overwrites exactly those
+    daily partitions (static insert_overwrite: dynamic partition discovery failed on the
+    emulators, DESIGN §8). The model's filter and the partition list derive from the same
+    two vars, so they cannot disagree.
+#}
+
+{% macro run_date() %}
+    {#- SQL date expression for var('run_date'): a literal, or today's date (UTC). -#}
+    {% set run_date = var('run_date', none) %}
+    {% if run_date %}
+        {{ return("cast('" ~ orangescrum.parse_run_date() ~ "' as date)") }}
+    {% endif %}
+    {{ return('current_date') }}
+{% endmacro %}
+
+
+{% macro parse_run_date() %}
+    {#- var('run_date') as a validated YYYY-MM-DD string. -#}
+    {% set raw_value = var('run_date') | string | trim %}
+    {% set parsed_date = none %}
+    {% if modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', raw_value) %}
+        {% set parsed_date = modules.datetime.date.fromisoformat(raw_value) %}
+    {% endif %}
+    {% if parsed_date is none %}
+        {% do exceptions.raise_compiler_error(
+            "var run_date must be a YYYY-MM-DD date, got '" ~ raw_value ~ "'"
+        ) %}
+    {% endif %}
+    {{ return(parsed_date.isoformat()) }}
+{% endmacro %}
+
+
+{% macro lookback_days() %}
+    {% set days = var('lookback_days', 3) | int %}
+    {% if days < 0 %}
+        {% do exceptions.raise_compiler_error("var lookback_days must be >= 0") %}
+    {% endif %}
+    {{ return(days) }}
+{% endmacro %}
+
+
+{% macro in_lookback_window(date_column) %}
+    {#- Boolean SQL: date_column falls in [run_date - lookback_days, run_date]. -#}
+    {% set window_start = dbt.dateadd(
+        'day', -1 * orangescrum.lookback_days(), orangescrum.run_date()
+    ) %}
+    {{ return(
+        date_column ~ ' between cast(' ~ window_start ~ ' as date) and '
+        ~ orangescrum.run_date()
+    ) }}
+{% endmacro %}
+
+
+{% macro lookback_incremental_strategy() %}
+    {{ return(adapter.dispatch('lookback_incremental_strategy', 'orangescrum')()) }}
+{% endmacro %}
+
+{% macro default__lookback_incremental_strategy() %}
+    {{ return('delete+insert') }}
+{% endmacro %}
+
+{% macro bigquery__lookback_incremental_strategy() %}
+    {{ return('insert_overwrite') }}
+{% endmacro %}
+
+
+{% macro daily_partition_by(timestamp_column) %}
+    {#- partition_by config: BigQuery only (DuckDB tables are not partitioned). -#}
+    {{ return(adapter.dispatch('daily_partition_by', 'orangescrum')(timestamp_column)) }}
+{% endmacro %}
+
+{% macro default__daily_partition_by(timestamp_column) %}
+    {{ return(none) }}
+{% endmacro %}
+
+{% macro bigquery__daily_partition_by(timestamp_column) %}
+    {{ return({
+        'field': timestamp_column,
+        'data_type': 'timestamp',
+        'granularity': 'day',
+    }) }}
+{% endmacro %}
+
+
+{% macro lookback_partitions() %}
+    {#- Static `partitions` config for insert_overwrite: one per day of the window. -#}
+    {{ return(adapter.dispatch('lookback_partitions', 'orangescrum')()) }}
+{% endmacro %}
+
+{% macro default__lookback_partitions() %}
+    {{ return(none) }}
+{% endmacro %}
+
+{% macro bigquery__lookback_partitions() %}
+    {#- Timestamps, because dbt compares them to timestamp_trunc(event_timestamp, day). -#}
+    {% set partitions = [] %}
+    {% for days_back in range(orangescrum.lookback_days() + 1) %}
+        {% if var('run_date', none) %}
+            {% set partition_date = modules.datetime.date.fromisoformat(
+                orangescrum.parse_run_date()
+            ) - modules.datetime.timedelta(days=days_back) %}
+            {% do partitions.append("timestamp('" ~ partition_date.isoformat() ~ "')") %}
+        {% else %}
+            {% do partitions.append(
+                'timestamp(date_sub(current_date, interval ' ~ days_back ~ ' day))'
+            ) %}
+        {% endif %}
+    {% endfor %}
+    {{ return(partitions) }}
+{% endmacro %}

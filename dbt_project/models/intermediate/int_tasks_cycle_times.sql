@@ -1,0 +1,94 @@
+with
+
+events as (
+
+    select * from {{ ref('stg_orangescrum__events') }}
+
+),
+
+tasks_state_history as (
+
+    select * from {{ ref('int_tasks_state_history') }}
+
+),
+
+tasks as (
+
+    select
+        task_id,
+        min(event_timestamp) as first_event_at
+    from events
+    where task_id is not null
+    group by task_id
+
+),
+
+task_creations as (
+
+    select
+        task_id,
+        min(event_timestamp) as created_at
+    from events
+    where
+        event_type = 'task_created'
+        and task_id is not null
+    group by task_id
+
+),
+
+ranked_closings as (
+
+    select
+        task_id,
+        coalesce(project_id, -1) as project_id,
+        company_id,
+        valid_from as closed_at,
+        row_number() over (
+            partition by task_id
+            order by valid_from, event_id
+        ) as closing_rank
+    from tasks_state_history
+    where is_closing_transition
+
+),
+
+first_closings as (
+
+    select * from ranked_closings
+    where closing_rank = 1
+
+),
+
+joined as (
+
+    select
+        tasks.task_id,
+        tasks.first_event_at,
+        task_creations.created_at,
+        first_closings.closed_at as first_closed_at,
+        first_closings.company_id as first_closed_company_id,
+        first_closings.project_id as first_closed_project_id,
+        cast(first_closings.closed_at as date) as first_closed_date
+    from tasks
+    left join task_creations
+        on tasks.task_id = task_creations.task_id
+    left join first_closings
+        on tasks.task_id = first_closings.task_id
+
+),
+
+final as (
+
+    select
+        *,
+        -- Only when both ends were observed: a task created before the lake's history
+        -- starts has no trustworthy cycle time.
+        cast(
+            {{ dbt.datediff('created_at', 'first_closed_at', 'second') }}
+            as {{ orangescrum.double_type() }}
+        ) / 3600 as cycle_time_hours
+    from joined
+
+)
+
+select * from final

@@ -1,0 +1,172 @@
+with
+
+events as (
+
+    select * from {{ ref('stg_orangescrum__events') }}
+
+),
+
+users_state_history as (
+
+    select * from {{ ref('int_users_state_history') }}
+
+),
+
+user_mentions as (
+
+    -- Every role in which an event names a user: actor, payload subject, owner, assignee.
+    select
+        user_id,
+        company_id
+    from events
+    union all
+    select
+        subject_user_id as user_id,
+        company_id
+    from events
+    where subject_user_id is not null
+    union all
+    select
+        project_owner_user_id as user_id,
+        company_id
+    from events
+    where project_owner_user_id is not null
+    union all
+    select
+        task_assignee_user_id as user_id,
+        company_id
+    from events
+    where task_assignee_user_id is not null
+
+),
+
+users as (
+
+    select
+        user_id,
+        min(company_id) as first_company_id
+    from user_mentions
+    group by user_id
+
+),
+
+user_activity as (
+
+    select
+        user_id,
+        min(event_timestamp) as first_activity_at,
+        max(event_timestamp) as last_activity_at,
+        max(
+            case when event_type = 'user_logged_in' then event_timestamp end
+        ) as last_login_at
+    from events
+    group by user_id
+
+),
+
+user_lifecycle as (
+
+    select
+        subject_user_id as user_id,
+        min(
+            case
+                when event_type in ('user_registered', 'user_invited')
+                    then event_timestamp
+            end
+        ) as registered_at,
+        max(
+            case when event_type = 'user_disabled' then event_timestamp end
+        ) as last_disabled_at
+    from events
+    where subject_user_id is not null
+    group by subject_user_id
+
+),
+
+state_version_counts as (
+
+    select
+        user_id,
+        count(*) as state_version_count
+    from users_state_history
+    group by user_id
+
+),
+
+current_states as (
+
+    select * from users_state_history
+    where is_current_version
+
+),
+
+joined as (
+
+    select
+        users.user_id,
+        coalesce(current_states.company_id, users.first_company_id) as company_id,
+        current_states.user_name,
+        current_states.user_email,
+        current_states.user_role,
+        current_states.user_type,
+        current_states.user_timezone,
+        coalesce(state_version_counts.state_version_count, 0)
+            as state_version_count,
+        current_states.is_user_active as is_active,
+        current_states.user_id is null as is_inferred_member,
+        false as is_unknown_member,
+        user_lifecycle.registered_at,
+        current_states.user_created_at,
+        current_states.valid_from as state_valid_from,
+        case
+            when not current_states.is_user_active
+                then user_lifecycle.last_disabled_at
+        end as disabled_at,
+        user_activity.first_activity_at,
+        user_activity.last_activity_at,
+        user_activity.last_login_at
+    from users
+    left join current_states
+        on users.user_id = current_states.user_id
+    left join state_version_counts
+        on users.user_id = state_version_counts.user_id
+    left join user_lifecycle
+        on users.user_id = user_lifecycle.user_id
+    left join user_activity
+        on users.user_id = user_activity.user_id
+
+),
+
+unknown_member as (
+
+    select
+        cast(-1 as {{ dbt.type_bigint() }}) as user_id,
+        cast(null as {{ dbt.type_bigint() }}) as company_id,
+        'Unknown user' as user_name,
+        cast(null as {{ dbt.type_string() }}) as user_email,
+        cast(null as {{ dbt.type_string() }}) as user_role,
+        cast(null as {{ dbt.type_string() }}) as user_type,
+        cast(null as {{ dbt.type_string() }}) as user_timezone,
+        cast(0 as {{ dbt.type_bigint() }}) as state_version_count,
+        cast(null as {{ dbt.type_boolean() }}) as is_active,
+        false as is_inferred_member,
+        true as is_unknown_member,
+        cast(null as {{ dbt.type_timestamp() }}) as registered_at,
+        cast(null as {{ dbt.type_timestamp() }}) as user_created_at,
+        cast(null as {{ dbt.type_timestamp() }}) as state_valid_from,
+        cast(null as {{ dbt.type_timestamp() }}) as disabled_at,
+        cast(null as {{ dbt.type_timestamp() }}) as first_activity_at,
+        cast(null as {{ dbt.type_timestamp() }}) as last_activity_at,
+        cast(null as {{ dbt.type_timestamp() }}) as last_login_at
+
+),
+
+final as (
+
+    select * from joined
+    union all
+    select * from unknown_member
+
+)
+
+select * from final

@@ -1,0 +1,183 @@
+"""`orangescrum airflow ...`: the dbt manifest the DAGs render from, and a local Airflow.
+
+Registered in orangescrum/cli.py as `app.add_typer(airflow_app, name="airflow")`. Nothing here
+imports Airflow, Cosmos or dbt at module level: `orangescrum --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from orangescrum.errors import OrangeScrumError
+from orangescrum.settings import Settings
+
+console = Console(stderr=True)
+
+airflow_app = typer.Typer(
+    help="Airflow: the dbt manifest the DAGs render from, and a local Airflow to run them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+HOST = "127.0.0.1"
+SHUTDOWN_GRACE_SECONDS = 60
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as error:
+        raise OrangeScrumError(f"invalid ORANGESCRUM_* setting: {error}") from None
+
+
+def build_manifest(settings: Settings, destination: Path) -> Path:
+    """`dbt parse` of the project into a private target folder, manifest.json moved into place.
+
+    The private folder keeps a concurrent dbt run from seeing a half-written target/.
+    """
+    from orangescrum.dbt import run_dbt
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="orangescrum-parse-") as scratch:
+        target = Path(scratch)
+        run_dbt(settings, ["parse"], target_path=target, quiet=True)
+        built = target / "manifest.json"
+        if not built.is_file():
+            raise OrangeScrumError(f"`dbt parse` wrote no manifest.json into {target}.")
+        shutil.move(built, destination)
+    return destination
+
+
+def manifest_models(path: Path) -> int:
+    import json
+
+    nodes = json.loads(path.read_text())["nodes"].values()
+    return sum(node["resource_type"] == "model" for node in nodes)
+
+
+@airflow_app.command("manifest")
+def manifest() -> None:
+    """Build the dbt manifest.json the DAGs are rendered from (dbt parse, no network)."""
+    from orangescrum.airflow_support import manifest_path
+
+    destination = manifest_path()
+    build_manifest(_settings(), destination)
+    console.print(f"manifest: {destination} ({manifest_models(destination)} models)")
+
+
+def standalone_env(settings: Settings, port: int) -> dict[str, str]:
+    """Environment of a local Airflow: its own home under the data dir, this repo's DAGs."""
+    from orangescrum.airflow_support import DAGS_FOLDER
+
+    home = settings.data_dir / "airflow"
+    base_url = f"http://{HOST}:{port}"
+    # `airflow standalone` starts its components as `airflow ...`: this interpreter's first.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return os.environ | {
+        "PATH": path,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        # Tasks run in other working directories: pin the (resolved) data dir for them.
+        "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
+    }
+
+
+def _airflow(*args: str, env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise OrangeScrumError(
+            f"`airflow {' '.join(args)}` failed (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}"
+        )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@airflow_app.command("standalone")
+def standalone(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="API server / UI port.")] = 8080,
+) -> None:
+    """Run Airflow locally on 127.0.0.1 (scheduler, DAG processor, API server, triggerer).
+
+    Its home is <data_dir>/airflow; the DAGs are this repository's dags/. New DAGs start
+    paused: unpause them in the UI. Ctrl-C stops every component.
+    """
+    from orangescrum.airflow_support import (
+        DUCKDB_POOL,
+        DUCKDB_POOL_DESCRIPTION,
+        manifest_path,
+        require_manifest,
+    )
+    from orangescrum.broker import port_is_free
+
+    settings = _settings()
+    require_manifest(manifest_path())
+    if not port_is_free(port):
+        raise OrangeScrumError(
+            f"Port {port} on {HOST} is already in use; stop what listens there or pass --port."
+        )
+    env = standalone_env(settings, port)
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    console.print(f"Airflow home {home}: migrating its database...")
+    _airflow("db", "migrate", env=env)
+    _airflow("pools", "set", DUCKDB_POOL, "1", DUCKDB_POOL_DESCRIPTION, env=env)
+    console.print(
+        f"Airflow UI and API: http://{HOST}:{port}  (user admin)\n"
+        f"Admin password: generated on first start into "
+        f"{home / 'simple_auth_manager_passwords.json.generated'}\n"
+        f"DAGs: {env['AIRFLOW__CORE__DAGS_FOLDER']} (paused until you unpause them). "
+        "Ctrl-C stops Airflow."
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "standalone"],
+        env=env,
+        # Its own process group (killable as one), with Ctrl-C handling even when this
+        # command was started in the background, where SIGINT is ignored.
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
+
+    stop_requested: list[float] = []
+
+    def stop(_signum: int, _frame: object) -> None:
+        # `airflow standalone` shuts its components down on SIGINT.
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            stop_requested.append(time.monotonic())
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while process.poll() is None:
+            if stop_requested and time.monotonic() - stop_requested[0] > SHUTDOWN_GRACE_SECONDS:
+                console.print("Airflow did not stop in time: killing its process group")
+                os.killpg(process.pid, signal.SIGKILL)
+            time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if process.returncode not in (0, -signal.SIGINT) and not stop_requested:
+        raise typer.Exit(process.returncode)

@@ -1,0 +1,99 @@
+"""Fixtures for the dbt project: a hand-written lake, a DuckDB warehouse built from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from dbt.cli.main import dbtRunnerResult
+
+from orangescrum.dbt import run_dbt
+from orangescrum.settings import Settings
+from tests.dbt.lake import write_lake
+
+# The first week of the fixture history ends on Friday 2024-03-08 (see tests/dbt/lake.py).
+FIRST_RUN_DATE = "2024-03-08"
+MARTS = ("dim_users", "dim_projects", "dim_dates", "fact_activities", "agg_daily_metrics")
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A DuckDB warehouse over a lake, and a private dbt target folder for its runs."""
+
+    settings: Settings
+    target_path: Path
+
+    @property
+    def lake_root(self) -> Path:
+        return Path(self.settings.lake_root)
+
+    def dbt(
+        self, *args: str, run_date: str = FIRST_RUN_DATE, check: bool = True
+    ) -> dbtRunnerResult:
+        """`dbt <args>` on the dev target, as of run_date (the vars the fact's window uses)."""
+        return run_dbt(
+            self.settings,
+            [*args, "--vars", f"{{run_date: '{run_date}'}}"],
+            target_path=self.target_path,
+            check=check,
+        )
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        # dbt-duckdb keeps the database open in this process: connect with the same
+        # (default) configuration, never read_only, or DuckDB refuses the second handle.
+        with duckdb.connect(str(self.settings.duckdb_file)) as connection:
+            return connection.execute(sql).fetchall()
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        with duckdb.connect(str(self.settings.duckdb_file)) as connection:
+            cursor = connection.execute(sql)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def snapshot(self, models: Sequence[str] = MARTS) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of each mart, sorted: equal snapshots mean identical tables."""
+        return {
+            model: sorted(
+                self.query(f"select * from orangescrum_dw_marts.{model}"),
+                key=lambda row: tuple((value is None, str(value)) for value in row),
+            )
+            for model in models
+        }
+
+
+def new_warehouse(root: Path) -> Warehouse:
+    """Settings rooted in `root` (lake in root/lake, warehouse in root/warehouse.duckdb)."""
+    root.mkdir(parents=True, exist_ok=True)  # DuckDB does not create the file's folder
+    settings = Settings(data_dir=root, _env_file=None)
+    return Warehouse(settings=settings, target_path=root / "dbt_target")
+
+
+@pytest.fixture(scope="session")
+def make_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Warehouse]:
+    """Factory: a fresh folder with the fixture lake written into it."""
+
+    def make(name: str) -> Warehouse:
+        warehouse = new_warehouse(tmp_path_factory.mktemp(name))
+        write_lake(warehouse.lake_root)
+        return warehouse
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def first_build(
+    make_warehouse: Callable[[str], Warehouse],
+) -> tuple[Warehouse, dbtRunnerResult]:
+    """The fixture lake loaded and `dbt build` run once (models, tests, unit tests)."""
+    warehouse = make_warehouse("built")
+    warehouse.dbt("run-operation", "create_raw_events")
+    return warehouse, warehouse.dbt("build")
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(first_build: tuple[Warehouse, dbtRunnerResult]) -> Warehouse:
+    return first_build[0]

@@ -1,0 +1,140 @@
+"""The prod (BigQuery) target, checked without network (DESIGN §8).
+
+A dummy service-account key lets dbt build its credentials; `--no-introspect` and the
+`offline_is_incremental` var (root override of is_incremental()) keep dbt from calling Google.
+The DDL of the partitioned, clustered fact and of the external tables is rendered by the
+project's dry-run operations, which use dbt-bigquery's own macros.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from orangescrum.dbt import run_dbt
+from orangescrum.settings import Settings, WarehouseTarget
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+PROJECT = "orangescrum-ci"
+LAKE = "gs://orangescrum-lake/prod"
+OFFLINE_VARS = "{offline_is_incremental: true, run_date: '2024-03-09', lookback_days: 3}"
+
+
+def dummy_service_account_key(path: Path) -> Path:
+    """A syntactically valid key file: a fresh RSA key no Google project knows."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "offline",
+                "private_key": pem,
+                "client_email": f"dbt@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "0",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    root = tmp_path_factory.mktemp("bigquery")
+    settings = Settings(
+        data_dir=root,
+        _env_file=None,
+        dbt_target=WarehouseTarget.PROD,
+        gcp_project=PROJECT,
+        gcp_keyfile=str(dummy_service_account_key(root / "key.json")),
+        lake_uri=LAKE,
+    )
+    target_path = root / "dbt_target"
+    run_dbt(
+        settings,
+        [
+            "compile",
+            "--no-introspect",
+            "--no-populate-cache",
+            "--select",
+            "resource_type:model",
+            "--vars",
+            OFFLINE_VARS,
+        ],
+        target_path=target_path,
+    )
+    return settings, target_path
+
+
+def operation_log(settings: Settings, target_path: Path, *args: str) -> str:
+    """Run a dry-run operation and return what it logged (run_dbt logs to target/logs)."""
+    log_file = target_path / "logs" / "dbt.log"
+    start = log_file.stat().st_size if log_file.exists() else 0
+    run_dbt(
+        settings,
+        ["run-operation", *args, "--vars", OFFLINE_VARS],
+        target_path=target_path,
+    )
+    return log_file.read_text()[start:]
+
+
+def test_fact_config_is_partitioned_clustered_insert_overwrite(prod: tuple[Settings, Path]) -> None:
+    _, target_path = prod
+    manifest = json.loads((target_path / "manifest.json").read_text())
+    config = manifest["nodes"]["model.orangescrum.fact_activities"]["config"]
+    assert config["incremental_strategy"] == "insert_overwrite"
+    assert config["partition_by"] == {
+        "field": "event_timestamp",
+        "data_type": "timestamp",
+        "granularity": "day",
+    }
+    assert config["cluster_by"] == ["user_id", "event_type"]
+    # static partitions = the lookback window, run_date included
+    assert config["partitions"] == [f"timestamp('2024-03-{day:02d}')" for day in (9, 8, 7, 6)]
+
+
+def test_compiled_fact_selects_the_window_from_bigquery_staging(
+    prod: tuple[Settings, Path],
+) -> None:
+    _, target_path = prod
+    compiled = (
+        target_path / "compiled" / "orangescrum" / "models" / "marts" / "fact_activities.sql"
+    ).read_text()
+    assert f"`{PROJECT}`.`orangescrum_dw_staging`.`stg_orangescrum__events`" in compiled
+    assert "activity_date between cast(" in compiled
+    assert "interval -3 day" in compiled and "cast('2024-03-09' as date)" in compiled
+    assert "float64" in compiled  # the dispatched double type
+
+
+def test_fact_ddl_carries_partition_by_and_cluster_by(prod: tuple[Settings, Path]) -> None:
+    log = operation_log(*prod, "print_table_ddl", "--args", "{model_name: fact_activities}")
+    assert f"create or replace table `{PROJECT}`.`orangescrum_dw_marts`.`fact_activities`" in log
+    assert "partition by timestamp_trunc(event_timestamp, day)" in log
+    assert "cluster by user_id, event_type" in log
+    assert (
+        "timestamp_trunc(dbt_internal_dest.event_timestamp, day) in (\n"
+        "        timestamp('2024-03-09'), timestamp('2024-03-08'), timestamp('2024-03-07'), "
+        "timestamp('2024-03-06')" in log
+    )
+
+
+def test_raw_events_external_table_ddl(prod: tuple[Settings, Path]) -> None:
+    log = operation_log(*prod, "create_raw_events", "--args", "{dry_run: true}")
+    assert f"create or replace external table `{PROJECT}`.`orangescrum_dw`.`raw_events`" in log
+    assert "with partition columns (event_date date)" in log
+    assert f"uris = ['{LAKE}/raw/events/*.parquet']" in log
+    assert f"hive_partition_uri_prefix = '{LAKE}/raw/events'" in log
+    assert "user_state struct<user_id int64, name string" in log
+    assert f"uris = ['{LAKE}/raw/metrics/*.parquet']" in log  # not hive-partitioned
+    assert "`raw_dead_letters`" in log

@@ -1,0 +1,81 @@
+"""Late data and the lookback window of fact_activities (var lookback_days, default 3).
+
+Friday's build (run_date 2024-03-08) first; then Saturday's batch (run_date 2024-03-09,
+window 03-06..03-09) brings events three days late, which the incremental run must put in
+their own day; then an event five days late, which only a full refresh recovers and which the
+reconciliation test reports until then. Saturday's files use contract v2 (adds `client`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+
+from tests.dbt.conftest import Warehouse
+from tests.dbt.lake import LATE_EVENTS, TOO_LATE_EVENTS, event_uuid, write_batch
+
+pytestmark = pytest.mark.slow
+
+SATURDAY = "2024-03-09"
+RECONCILIATION_TEST = "test.orangescrum.assert_fact_activities_reconciles_with_raw_events"
+
+
+def fact_rows(warehouse: Warehouse, numbers: list[int]) -> list[tuple[str, date, bool]]:
+    ids = ", ".join(f"'{event_uuid(number)}'" for number in numbers)
+    return warehouse.query(
+        "select event_id, activity_date, is_late_arrival from orangescrum_dw_marts.fact_activities "
+        f"where event_id in ({ids}) order by event_id"
+    )
+
+
+def agg_day(warehouse: Warehouse, day: str, project_id: int) -> tuple[int, int, float]:
+    return warehouse.query(
+        "select event_count, comment_count, billable_hours_logged "
+        "from orangescrum_dw_marts.agg_daily_metrics "
+        f"where activity_date = date '{day}' and project_id = {project_id}"
+    )[0]
+
+
+def test_late_events_land_in_their_day_and_too_late_ones_are_flagged(
+    make_warehouse: Callable[[str], Warehouse],
+) -> None:
+    warehouse = make_warehouse("late")
+    warehouse.dbt("run-operation", "create_raw_events")
+    warehouse.dbt("run")  # Friday, 2024-03-08
+    assert agg_day(warehouse, "2024-03-06", 100) == (4, 0, 0.0)
+
+    # Saturday: a login (36), a comment (37) and 1 h billable (38) from Wednesday the 6th
+    write_batch(warehouse.lake_root, LATE_EVENTS, "part-1.parquet")
+    incremental = warehouse.dbt("build", run_date=SATURDAY)
+    fact_model = next(r for r in incremental.result.results if r.node.name == "fact_activities")
+    assert fact_model.node.config.materialized == "incremental"
+    assert fact_rows(warehouse, [36, 37, 38]) == [
+        (event_uuid(36), date(2024, 3, 9), False),
+        (event_uuid(37), date(2024, 3, 6), True),
+        (event_uuid(38), date(2024, 3, 6), True),
+    ]
+    assert warehouse.query("select count(*) from orangescrum_dw_marts.fact_activities") == [(38,)]
+    # Wednesday, project 100: 4 events + 37 + 38, one comment, one billable hour
+    assert agg_day(warehouse, "2024-03-06", 100) == (6, 1, 1.0)
+    # Saturday's files are v2 (with `client`), the week's are v1: both read through one view
+    channels = warehouse.query(
+        "select client_channel, count(*) from orangescrum_dw_marts.fact_activities "
+        "group by client_channel order by client_channel"
+    )
+    assert channels == [("email", 1), ("mobile", 1), (None, 36)]  # 37 email, 36 mobile
+
+    # A comment from Monday the 4th, five days late: outside the window of this run
+    write_batch(warehouse.lake_root, TOO_LATE_EVENTS, "part-2.parquet")
+    flagged = warehouse.dbt("build", "--select", "fact_activities", run_date=SATURDAY, check=False)
+    failures = {r.node.unique_id: r.failures for r in flagged.result.results if r.failures}
+    assert failures == {RECONCILIATION_TEST: 1}
+    assert fact_rows(warehouse, [39]) == []
+
+    # The documented fix: rebuild the fact and what depends on it
+    warehouse.dbt("build", "--full-refresh", "--select", "fact_activities+", run_date=SATURDAY)
+    assert fact_rows(warehouse, [39]) == [(event_uuid(39), date(2024, 3, 4), True)]
+    assert warehouse.query("select count(*) from orangescrum_dw_marts.fact_activities") == [(39,)]
+    # Monday, project 100: 4-8 and the late comment 39
+    assert agg_day(warehouse, "2024-03-04", 100) == (6, 1, 0.0)
