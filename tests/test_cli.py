@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from orangescrum import REPO_ROOT
 from orangescrum.broker import LocalBroker
 from orangescrum.errors import OrangeScrumError
 
@@ -62,3 +63,28 @@ def test_invalid_setting_names_the_variable(tmp_path) -> None:
     result = orangescrum("config", "show", env=env)
     assert result.returncode == 1
     assert "topic_partitions" in result.stderr
+
+
+def test_missing_java_is_named_with_the_fix(monkeypatch) -> None:
+    from spark.session import require_java
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(OrangeScrumError, match="openjdk-17-jre-headless"):
+        require_java()
+
+
+def test_make_refuses_a_python_that_is_not_3_11(tmp_path) -> None:
+    fake_python = tmp_path / "python3"
+    fake_python.write_text("#!/bin/sh\nexec /usr/bin/env python3 -c 'import sys; sys.exit(1)'\n")
+    fake_python.chmod(0o755)
+    result = subprocess.run(
+        ["make", "setup", f"PYTHON={fake_python}", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode != 0
+    assert "needs Python 3.11" in result.stdout + result.stderr
+    assert not (tmp_path / "venv").exists()  # nothing half-made left behind
