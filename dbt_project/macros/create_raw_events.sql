@@ -10,9 +10,16 @@
 
     DuckDB: views over read_parquet (a local folder, or gs:// through DuckDB's httpfs),
     typed by the column lists in raw_lake_columns.sql.
-    BigQuery: hive-partitioned external tables over gs://.
-    Idempotent (create or replace); run it before `dbt build`, and again after the first
-    files land if it ran on an empty lake (the empty stand-in is a fixed, typed relation).
+    BigQuery, var raw_relations = 'external' (default): hive-partitioned external tables
+    over gs://. Idempotent (create or replace); run it before `dbt build`, and again after
+    the first files land if it ran on an empty lake (the empty stand-in is a fixed, typed
+    relation).
+    BigQuery, var raw_relations = 'native': managed tables with the same columns plus
+    `event_date`, partitioned by day on `event_date` (= DATE(event_timestamp), UTC) and
+    raw_events clustered by user_id, event_type; created only if missing, never emptied.
+    A load job fills them (`bq load --source_format=PARQUET --hive_partitioning_mode=CUSTOM`
+    into `raw_events$YYYYMMDD` replaces one day); a BigQuery emulator, which reads no gs://,
+    gets its rows by INSERT (orangescrum/bq_emulator.py, tests/dbt).
     --args '{dry_run: true}' only logs the DDL (CI checks the BigQuery DDL offline that way).
 #}
 
@@ -28,7 +35,8 @@
         lake_root ~ '/raw/events',
         orangescrum.raw_events_columns(),
         'event_date',
-        dry_run
+        dry_run,
+        cluster_by=['user_id', 'event_type']
     ) %}
     {% do orangescrum.create_raw_relation(
         'raw_dead_letters',
@@ -63,12 +71,15 @@
 {% endmacro %}
 
 
-{% macro create_raw_relation(name, location, columns, partition_column, dry_run=false) %}
+{% macro create_raw_relation(
+    name, location, columns, partition_column, dry_run=false, cluster_by=none
+) %}
     {#-
         name: relation name in the target schema.
         location: lake folder holding the files.
         columns: [(name, type)] as returned by raw_events_columns() and friends.
         partition_column: Hive partition key (a DATE folder name), or none.
+        cluster_by: columns a native BigQuery table is clustered by, or none.
     -#}
     {% set relation = api.Relation.create(
         database=target.database,
@@ -76,7 +87,7 @@
         identifier=name
     ) %}
     {% set create_sql = adapter.dispatch('raw_relation_sql', 'orangescrum')(
-        relation, location, columns, partition_column
+        relation, location, columns, partition_column, cluster_by
     ) %}
     {% if dry_run %}
         {% do log("-- create_raw_events (dry run)\n" ~ create_sql, info=true) %}
@@ -86,7 +97,9 @@
 {% endmacro %}
 
 
-{% macro default__raw_relation_sql(relation, location, columns, partition_column) %}
+{% macro default__raw_relation_sql(
+    relation, location, columns, partition_column, cluster_by=none
+) %}
     {#- DuckDB: a view over read_parquet, empty but typed while no file exists. -#}
     {% if partition_column %}
         {% set file_glob = location ~ '/' ~ partition_column ~ '=*/*.parquet' %}
@@ -147,7 +160,26 @@
 {% endmacro %}
 
 
-{% macro bigquery__raw_relation_sql(relation, location, columns, partition_column) %}
+{% macro raw_relations_mode() %}
+    {#- var('raw_relations'): 'external' (tables over the lake's files) or 'native'. -#}
+    {% set mode = (var('raw_relations', 'external') or 'external') | string | trim | lower %}
+    {% if mode not in ['external', 'native'] %}
+        {% do exceptions.raise_compiler_error(
+            "var raw_relations must be 'external' or 'native', got '" ~ mode ~ "'"
+        ) %}
+    {% endif %}
+    {{ return(mode) }}
+{% endmacro %}
+
+
+{% macro bigquery__raw_relation_sql(
+    relation, location, columns, partition_column, cluster_by=none
+) %}
+    {% if orangescrum.raw_relations_mode() == 'native' %}
+        {{ return(orangescrum.bigquery__native_raw_table_sql(
+            relation, location, columns, partition_column, cluster_by
+        )) }}
+    {% endif %}
     {#- BigQuery: a (hive-partitioned) external table over the Parquet files on GCS. -#}
     {% if not location.startswith('gs://') %}
         {% do exceptions.raise_compiler_error(
@@ -176,5 +208,39 @@
         )
     {% endset %}
     {% do log("create_raw_events: " ~ relation ~ " reads " ~ location, info=true) %}
+    {{ return(create_sql) }}
+{% endmacro %}
+
+
+{% macro bigquery__native_raw_table_sql(
+    relation, location, columns, partition_column, cluster_by
+) %}
+    {#-
+        BigQuery: a managed table a load job fills. `if not exists`: re-running the
+        operation keeps the loaded rows. The Hive key becomes a real DATE column and the
+        daily partitioning, so a load into `table$YYYYMMDD` replaces exactly one lake day.
+    -#}
+    {% set create_sql %}
+        create table if not exists {{ relation }} (
+            {% for column_name, column_type in columns -%}
+            {{ column_name }} {{ orangescrum.raw_column_type(column_type) }}
+            {%- if partition_column or not loop.last %},{% endif %}
+            {% endfor -%}
+            {% if partition_column -%}
+            {{ partition_column }} date
+            {%- endif %}
+        )
+        {% if partition_column -%}
+        partition by {{ partition_column }}
+        {% endif -%}
+        {% if cluster_by -%}
+        cluster by {{ cluster_by | join(', ') }}
+        {% endif -%}
+    {% endset %}
+    {% do log(
+        "create_raw_events: " ~ relation ~ " is a native table (load " ~ location
+        ~ " into it)",
+        info=true
+    ) %}
     {{ return(create_sql) }}
 {% endmacro %}
