@@ -12,6 +12,8 @@ Environment (besides the ORANGESCRUM_* settings of orangescrum/settings.py):
 - ORANGESCRUM_DBT_MANIFEST_PATH  prebuilt manifest.json the dbt graph is rendered from
                                (default dbt_project/target/manifest.json; build it with
                                `orangescrum airflow manifest`).
+- ORANGESCRUM_DBT_SELECT       dbt selectors (space-separated) the dbt DAG renders, e.g.
+                               "staging marts"; unset = the whole project.
 - ORANGESCRUM_ALERT_EMAIL      comma-separated recipients of run success/failure mails, sent
                                through Airflow's [smtp] settings (AIRFLOW__SMTP__SMTP_HOST, ...).
                                Unset: each notification is one log line instead.
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 DBT_PROJECT_NAME = "orangescrum"
 DBT_PROFILE_NAME = "orangescrum"
 MANIFEST_ENV = "ORANGESCRUM_DBT_MANIFEST_PATH"
+SELECT_ENV = "ORANGESCRUM_DBT_SELECT"
 ALERT_EMAIL_ENV = "ORANGESCRUM_ALERT_EMAIL"
 DEFAULT_MANIFEST = REPO_ROOT / "dbt_project" / "target" / "manifest.json"
 DAGS_FOLDER = REPO_ROOT / "dags"
@@ -88,6 +91,20 @@ def require_manifest(path: Path) -> Path:
     return path
 
 
+def dbt_target_path(settings: Settings, owner: str) -> Path:
+    """A dbt target folder of one DAG's own (not dbt_project/target, which others share).
+
+    Kept between runs so dbt parses partially (seconds instead of a cold parse); safe because
+    each owner runs one dbt command at a time (max_active_runs=1, the warehouse pool).
+    """
+    return settings.data_dir / "airflow-dbt" / owner
+
+
+def dbt_selection() -> list[str]:
+    """The dbt DAG's node selection from ORANGESCRUM_DBT_SELECT (empty: everything)."""
+    return os.environ.get(SELECT_ENV, "").split()
+
+
 def lake_asset(settings: Settings) -> Asset:
     """The lake's raw events as the warehouse sees them; ingest updates it, dbt consumes it."""
     from airflow.sdk import Asset
@@ -128,7 +145,8 @@ class RunNotifier:
         subject, body = describe_run(context, self.outcome)
         recipients = alert_recipients()
         if not recipients:
-            log.warning("orangescrum alert (%s unset): %s | %s", ALERT_EMAIL_ENV, subject, body)
+            level = logging.WARNING if self.outcome == "failed" else logging.INFO
+            log.log(level, "orangescrum alert (%s unset): %s | %s", ALERT_EMAIL_ENV, subject, body)
             return
         try:
             from airflow.utils.email import send_email
@@ -145,23 +163,20 @@ def alert_recipients() -> list[str]:
 
 
 def describe_run(context: Any, outcome: str) -> tuple[str, str]:
-    """Subject and body of a run notification, from the callback context."""
-    dag = context.get("dag")
-    dag_run = context.get("dag_run")
-    dag_id = getattr(dag, "dag_id", None) or getattr(dag_run, "dag_id", "?")
-    run_id = getattr(dag_run, "run_id", "?")
+    """Subject and body of a run notification, from a DAG callback's context.
+
+    Airflow gives DAG callbacks the DAG, the run id, the reason and, when it has one, the
+    last task instance of the run (the failed one on failure).
+    """
+    dag_id = getattr(context.get("dag"), "dag_id", "?")
+    run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "?")
     subject = f"[orangescrum] {dag_id} {outcome}: {run_id}"
     lines = [f"DAG {dag_id}, run {run_id}: {outcome}."]
-    reason = context.get("reason")
-    if reason:
+    if reason := context.get("reason"):
         lines.append(f"Reason: {reason}.")
-    if dag_run is not None and hasattr(dag_run, "get_task_instances"):
-        try:
-            failed = [ti.task_id for ti in dag_run.get_task_instances(state=["failed"])]
-        except Exception:  # the callback must never fail on a reporting detail
-            failed = []
-        if failed:
-            lines.append("Failed tasks: " + ", ".join(sorted(failed)) + ".")
+    task_instance = context.get("ti") or context.get("task_instance")
+    if task_instance is not None:
+        lines.append(f"Last task: {task_instance.task_id}.")
     return subject, " ".join(lines)
 
 
@@ -171,7 +186,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "owner": OWNER,
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
+        "retry_exponential_backoff": 2.0,  # 1, 2, 4... minutes, capped below
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": timedelta(minutes=30),
     } | overrides
@@ -237,6 +252,8 @@ def render_config(select: Sequence[str] = ()) -> RenderConfig:
         load_method=LoadMode.DBT_MANIFEST,
         test_behavior=TestBehavior.AFTER_EACH,
         select=list(select),
+        # Exposures document the dashboards; there is nothing to run for them.
+        exclude=["resource_type:exposure"],
         should_detach_multiple_parents_tests=True,
         # Cosmos' per-model Assets would name DuckDB files; the lake Asset is the contract.
         emit_datasets=False,
@@ -259,14 +276,15 @@ def dbt_dag(
     settings: Settings | None = None,
     project_dir: Path | None = None,
     manifest: Path | None = None,
+    select: Sequence[str] | None = None,
     tags: Sequence[str] = ("dbt",),
     doc_md: str | None = None,
     **dag_overrides: Any,
 ) -> Any:
     """The dbt graph as a Cosmos DbtDag, with `dbt source freshness` gating every model.
 
-    project_dir/manifest default to the repository's project and ORANGESCRUM_DBT_MANIFEST_PATH;
-    tests pass a copy of the project to exercise failures.
+    project_dir/manifest/select default to the repository's project, ORANGESCRUM_DBT_MANIFEST_PATH
+    and ORANGESCRUM_DBT_SELECT; tests pass a copy of the project to exercise failures.
     """
     from cosmos import DbtDag, InvocationMode
     from cosmos.operators.local import DbtSourceLocalOperator
@@ -279,7 +297,7 @@ def dbt_dag(
         project_config=project,
         profile_config=profile,
         execution_config=execution_config(),
-        render_config=render_config(),
+        render_config=render_config(dbt_selection() if select is None else select),
         operator_args=dbt_operator_args(settings),
         # Airflow
         **dag_kwargs(
@@ -294,9 +312,12 @@ def dbt_dag(
     )
     roots = list(dag.roots)
     freshness = DbtSourceLocalOperator(
+        # Same partial-parse cache as the model tasks: the first dbt parse of a run seeds it.
+        cache_dir=getattr(roots[0], "cache_dir", None) if roots else None,
         task_id="source_freshness",
         dag=dag,
         project_dir=str(project.dbt_project_path),
+        manifest_filepath=str(project.manifest_path),
         profile_config=profile,
         invocation_mode=InvocationMode.DBT_RUNNER,
         install_deps=False,

@@ -19,6 +19,9 @@ import click
 import typer
 from rich.console import Console
 
+from orangescrum.cli_airflow import airflow_app
+from orangescrum.cli_dashboard import dashboard
+from orangescrum.cli_lake import batch_app, maintenance_app
 from orangescrum.errors import OrangeScrumError
 from orangescrum.logs import configure_logging
 from orangescrum.settings import Settings, env_example
@@ -38,6 +41,7 @@ simulate_app = typer.Typer(help="Simulate OrangeScrum activity and produce it to
 warehouse_app = typer.Typer(help="The warehouse side: raw_events and dbt.")
 config_app = typer.Typer(help="Settings.")
 schema_app = typer.Typer(help="The Avro event contract and its schema registry.")
+spark_app = typer.Typer(help="Spark helpers.")
 for sub_app, name in (
     (broker_app, "broker"),
     (topics_app, "topics"),
@@ -45,8 +49,15 @@ for sub_app, name in (
     (warehouse_app, "warehouse"),
     (config_app, "config"),
     (schema_app, "schema"),
+    (spark_app, "spark"),
 ):
     app.add_typer(sub_app, name=name)
+app.add_typer(batch_app, name="batch", help="Daily Spark batch: compact a raw day into processed/.")
+app.add_typer(
+    maintenance_app, name="maintenance", help="Lake upkeep: archive, restore, DLQ report, cleanup."
+)
+app.add_typer(airflow_app, name="airflow")
+app.command()(dashboard)
 
 
 class LogFormat(StrEnum):
@@ -321,6 +332,30 @@ def schema_register() -> None:
         console.print(f"{SUBJECT} v{version}: id {schema_id} ({where})")
 
 
+# --- spark --------------------------------------------------------------------------------------
+@spark_app.command("cluster")
+def spark_cluster(
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    cores: Annotated[int, typer.Option(min=1, help="Cores per worker.")] = 1,
+) -> None:
+    """Run a local Spark standalone master + workers until Ctrl-C (for spark:// testing)."""
+    from spark.cluster import LocalSparkCluster
+
+    settings = load_settings()
+    with LocalSparkCluster(
+        settings.log_dir / "spark", workers=workers, cores_per_worker=cores
+    ) as c:
+        console.print(
+            f"Spark master {c.master_url} (UI http://127.0.0.1:{c.ui_port}). In other terminals:\n"
+            f"  export ORANGESCRUM_SPARK_MASTER={c.master_url}\nCtrl-C stops it."
+        )
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping Spark cluster")
+
+
 # --- config -------------------------------------------------------------------------------------
 @config_app.command("show")
 def config_show() -> None:
@@ -343,7 +378,8 @@ def _raise_keyboard_interrupt(_signum: int, _frame: object) -> NoReturn:
 def main() -> None:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        app(standalone_mode=False)
+        # Without standalone mode typer returns Ctrl-C's exit code instead of raising.
+        exit_code = app(standalone_mode=False)
     except OrangeScrumError as error:
         console.print(f"[red]error:[/red] {error}")
         sys.exit(1)
@@ -351,5 +387,7 @@ def main() -> None:
         error.show()
         sys.exit(error.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
+        exit_code = 130
+    if exit_code == 130:
         console.print("interrupted")
-        sys.exit(130)
+    sys.exit(exit_code if isinstance(exit_code, int) else 0)

@@ -7,7 +7,6 @@ imports Airflow, Cosmos or dbt at module level: `orangescrum --help` stays insta
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,20 +42,21 @@ def _settings() -> Settings:
 
 
 def build_manifest(settings: Settings, destination: Path) -> Path:
-    """`dbt parse` of the project into a private target folder, manifest.json moved into place.
+    """`dbt parse` of the project into a scratch target folder, manifest.json moved into place.
 
-    The private folder keeps a concurrent dbt run from seeing a half-written target/.
+    The scratch folder sits next to the destination, so the final rename is atomic: a DAG
+    processor parsing meanwhile reads the old manifest or the new one, never half of one.
     """
     from orangescrum.dbt import run_dbt
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="orangescrum-parse-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=".parse-", dir=destination.parent) as scratch:
         target = Path(scratch)
         run_dbt(settings, ["parse"], target_path=target, quiet=True)
         built = target / "manifest.json"
         if not built.is_file():
             raise OrangeScrumError(f"`dbt parse` wrote no manifest.json into {target}.")
-        shutil.move(built, destination)
+        built.replace(destination)
     return destination
 
 

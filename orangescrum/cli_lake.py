@@ -7,7 +7,6 @@ every other command; options only choose what to do (which day, how old, dry run
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from orangescrum.settings import Settings
-
-log = logging.getLogger(__name__)
 
 batch_app = typer.Typer(no_args_is_help=True, add_completion=False)
 maintenance_app = typer.Typer(no_args_is_help=True, add_completion=False)

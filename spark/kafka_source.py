@@ -68,6 +68,8 @@ def client_config(options: dict[str, str]) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
+        # Answer fetches at once instead of waiting up to 500 ms for more data.
+        "fetch.wait.max.ms": 10,
         "log_level": 3,
     }
 
@@ -94,7 +96,8 @@ def find_end_offsets(consumer: Any, topic: str, partitions: Sequence[int]) -> Of
     pending = {tp.partition for tp in probes}
     deadline = time.monotonic() + 30
     while pending and time.monotonic() < deadline:
-        for message in consumer.consume(num_messages=10_000, timeout=1.0):
+        # A short poll: the probe reads at most one record batch per partition.
+        for message in consumer.consume(num_messages=10_000, timeout=0.05):
             error = message.error()
             if error is not None and error.code() == KafkaError._PARTITION_EOF:
                 pending.discard(message.partition())

@@ -1,0 +1,66 @@
+"""Lake maintenance (Airflow), daily 03:00 UTC, after the Spark batch.
+
+archive_raw_partitions   raw days older than `raw_retention_days` whose processed copy is
+                         current move to {lake}/archive/ (spark.maintenance.archive_raw).
+dead_letter_report       dead letters per day and reason, logged (spark.maintenance).
+cleanup                  streaming metrics and local logs older than `cleanup_after_days`, and
+                         abandoned checkpoint folders (never the live stream's).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from orangescrum import airflow_support as support
+
+
+@dag(
+    dag_id="orangescrum_maintenance",
+    schedule="0 3 * * *",
+    dagrun_timeout=timedelta(hours=1),
+    doc_md=__doc__,
+    params={
+        "raw_retention_days": Param(30, type="integer", minimum=0, description="Days of raw kept"),
+        "cleanup_after_days": Param(14, type="integer", minimum=1, description="Metrics/log age"),
+    },
+    **support.dag_kwargs(tags=("maintenance", "lake"), max_active_tasks=1),
+)
+def orangescrum_maintenance() -> None:
+    @task(execution_timeout=support.MAINTENANCE_TIMEOUT)
+    def archive_raw_partitions() -> list[str]:
+        from spark.maintenance import archive_raw
+
+        context = get_current_context()
+        today = support.run_moment(context).date()
+        days = archive_raw(support.load_settings(), context["params"]["raw_retention_days"], today)
+        return [day.isoformat() for day in days]
+
+    @task(execution_timeout=support.MAINTENANCE_TIMEOUT)
+    def dead_letter_report() -> dict[str, int]:
+        from spark.maintenance import dead_letter_report as count_dead_letters
+
+        return support.log_dead_letters(count_dead_letters(support.load_settings()))
+
+    @task(execution_timeout=support.MAINTENANCE_TIMEOUT)
+    def cleanup() -> dict[str, int]:
+        from spark.maintenance import cleanup_old_logs, cleanup_old_metrics
+
+        context = get_current_context()
+        run_settings = support.load_settings()
+        days = context["params"]["cleanup_after_days"]
+        now = support.run_moment(context)
+        return {
+            "metrics_files": cleanup_old_metrics(run_settings, days, now),
+            "log_files": cleanup_old_logs(run_settings, days, now),
+            "checkpoints": len(support.remove_stale_checkpoints(run_settings, days, now)),
+        }
+
+    # Independent steps: one failing does not hold back the others.
+    archive_raw_partitions()
+    dead_letter_report()
+    cleanup()
+
+
+orangescrum_maintenance()

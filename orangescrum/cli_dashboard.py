@@ -1,0 +1,97 @@
+"""`orangescrum dashboard`: the local activity dashboard (Streamlit on the DuckDB marts).
+
+Registered in orangescrum/cli.py as `app.command()(dashboard)`. Streamlit, DuckDB and pandas
+are imported only when the command runs: `orangescrum --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from orangescrum.errors import OrangeScrumError
+from orangescrum.settings import Settings
+
+console = Console(stderr=True)
+
+HOST = "127.0.0.1"
+APP_PATH = Path(__file__).resolve().parent / "dashboard" / "app.py"
+SHUTDOWN_GRACE_SECONDS = 10
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as error:
+        raise OrangeScrumError(f"invalid ORANGESCRUM_* setting: {error}") from None
+
+
+def streamlit_command(port: int) -> list[str]:
+    """`streamlit run` of the dashboard script, local only, no browser, no telemetry."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_PATH),
+        "--server.address",
+        HOST,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def dashboard(
+    port: Annotated[
+        int,
+        typer.Option(
+            min=1, max=65535, envvar="ORANGESCRUM_DASHBOARD_PORT", help="Port on 127.0.0.1."
+        ),
+    ] = 8501,
+) -> None:
+    """Serve the activity dashboard on http://127.0.0.1:8501 (reads the DuckDB marts).
+
+    Daily activity, hours logged, task throughput and cycle time per project, filtered by
+    dates, company and project. Ctrl-C stops it.
+    """
+    from orangescrum.broker import port_is_free
+    from orangescrum.dashboard.queries import require_warehouse
+
+    settings = _settings()
+    require_warehouse(settings.duckdb_file)
+    if not port_is_free(port):
+        raise OrangeScrumError(
+            f"Port {port} on {HOST} is already in use; stop what listens there or pass --port."
+        )
+    console.print(
+        f"dashboard: http://{HOST}:{port}  (warehouse {settings.duckdb_file}). Ctrl-C stops it.",
+        soft_wrap=True,  # the URL stays on one line, clickable and greppable
+    )
+    # The app reads exactly the warehouse checked above, whatever its working directory.
+    env = os.environ | {"ORANGESCRUM_DUCKDB_PATH": str(settings.duckdb_file)}
+    process = subprocess.Popen(streamlit_command(port), env=env)
+    try:
+        returncode = process.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by cli.main): stop Streamlit too.
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=SHUTDOWN_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        raise
+    if returncode != 0:
+        raise OrangeScrumError(f"Streamlit exited with code {returncode}; see its output above.")

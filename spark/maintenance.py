@@ -1,0 +1,236 @@
+"""Lake housekeeping: archive old raw partitions, restore them, report dead letters, prune.
+
+Everything goes through pyarrow filesystems (`orangescrum.lake.lake_filesystem`), so the same
+code runs on a local folder and on gs://. No Spark needed.
+
+Archiving is conservative: a raw day moves to `{lake}/archive/raw/events/event_date=D/` only
+when it is older than the retention, is not today or yesterday (the stream still writes
+those, late events included), and has a processed copy whose manifest covers every raw file
+of the day. Files move one by one under their own names, and the raw folder is removed only
+once empty, so a late event landing during the move is never lost or broken.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import pyarrow.dataset as ds
+from pyarrow import fs as pafs
+
+from orangescrum.errors import OrangeScrumError
+from orangescrum.lake import lake_filesystem, list_files
+from orangescrum.settings import Settings
+from spark.compaction import DayPaths, read_manifest
+
+log = logging.getLogger(__name__)
+
+PARTITION_PREFIX = "event_date="
+# Days the stream may still be writing, counted back from today (today and yesterday).
+OPEN_DAYS = 2
+# Hidden temp files of an atomic write older than this belong to a killed writer.
+STALE_TEMP_AGE = timedelta(hours=1)
+
+
+class ArchiveDecision(NamedTuple):
+    day: date
+    archived: bool
+    reason: str
+
+
+class DeadLetterCount(NamedTuple):
+    event_date: date
+    reason: str
+    count: int
+
+
+def partition_days(filesystem: pafs.FileSystem, folder: str) -> list[date]:
+    """Dates of the `event_date=YYYY-MM-DD` folders directly under `folder`, oldest first."""
+    selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
+    days = []
+    for info in filesystem.get_file_info(selector):
+        if info.type != pafs.FileType.Directory or not info.base_name.startswith(PARTITION_PREFIX):
+            continue
+        try:
+            days.append(date.fromisoformat(info.base_name.removeprefix(PARTITION_PREFIX)))
+        except ValueError:
+            log.warning("ignoring %s: not an event_date=YYYY-MM-DD folder", info.path)
+    return sorted(days)
+
+
+def archive_decisions(
+    settings: Settings, older_than_days: int, today: date
+) -> list[ArchiveDecision]:
+    """For every raw day, whether it may be archived now and why (or why not)."""
+    if older_than_days < 0:
+        raise OrangeScrumError(f"--older-than must be 0 or more days, got {older_than_days}.")
+    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    decisions = []
+    for day in partition_days(filesystem, f"{root}/raw/events"):
+        age = (today - day).days
+        paths = DayPaths(root, day)
+        if age < OPEN_DAYS:
+            decisions.append(ArchiveDecision(day, False, "still being written"))
+            continue
+        if age <= older_than_days:
+            decisions.append(ArchiveDecision(day, False, f"within {older_than_days} days"))
+            continue
+        manifest = read_manifest(filesystem, paths.manifest)
+        if manifest is None:
+            decisions.append(ArchiveDecision(day, False, "no processed copy: compact it first"))
+            continue
+        covered = set(manifest.get("source_file_names", []))
+        missing = [p for p in list_files(filesystem, paths.raw) if _name(p) not in covered]
+        if missing:
+            decisions.append(
+                ArchiveDecision(
+                    day,
+                    False,
+                    f"processed copy is stale ({len(missing)} raw file(s) landed after it): "
+                    "compact it again",
+                )
+            )
+            continue
+        decisions.append(ArchiveDecision(day, True, f"{age} days old, processed copy current"))
+    return decisions
+
+
+def archive_raw(
+    settings: Settings, older_than_days: int, today: date, *, dry_run: bool = False
+) -> list[date]:
+    """Move raw days older than `older_than_days` that have a current processed copy to archive/.
+
+    Returns the archived days (with `dry_run`, the days that would be archived).
+    """
+    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    archived = []
+    for decision in archive_decisions(settings, older_than_days, today):
+        if not decision.archived:
+            log.info("keeping raw %s: %s", decision.day, decision.reason)
+            continue
+        archived.append(decision.day)
+        if dry_run:
+            log.info("would archive raw %s (%s)", decision.day, decision.reason)
+            continue
+        paths = DayPaths(root, decision.day)
+        moved = _move_landed_files(filesystem, paths.raw, paths.archive)
+        log.info("archived raw %s: %d file(s) -> %s", decision.day, moved, paths.archive)
+    return archived
+
+
+def restore_archived(settings: Settings, day: date) -> int:
+    """Move an archived raw day back to raw/ (e.g. to re-compact it); returns files moved."""
+    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    paths = DayPaths(root, day)
+    if not list_files(filesystem, paths.archive):
+        raise OrangeScrumError(
+            f"nothing to restore for {day.isoformat()}: {_uri(settings, paths.archive)} holds "
+            "no Parquet file."
+        )
+    moved = _move_landed_files(filesystem, paths.archive, paths.raw)
+    log.info("restored raw %s: %d file(s) -> %s", day, moved, paths.raw)
+    return moved
+
+
+def dead_letter_report(settings: Settings) -> list[DeadLetterCount]:
+    """Dead letters per (event_date, reason), oldest day first."""
+    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    folder = f"{root}/raw/_dead_letter"
+    files = list_files(filesystem, folder)
+    if not files:
+        return []
+    dataset = ds.dataset(files, filesystem=filesystem, format="parquet")
+    counts: Counter[tuple[date, str]] = Counter()
+    for fragment in dataset.get_fragments():
+        day = _partition_day(fragment.path)
+        reasons = fragment.to_table(columns=["reason"])["reason"].value_counts().to_pylist()
+        for entry in reasons:
+            counts[(day, entry["values"])] += entry["counts"]
+    return [DeadLetterCount(day, reason, counts[(day, reason)]) for day, reason in sorted(counts)]
+
+
+def cleanup_old_metrics(settings: Settings, older_than_days: int, now: datetime) -> int:
+    """Delete streaming metrics files last written more than `older_than_days` ago."""
+    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    cutoff = now - timedelta(days=older_than_days)
+    deleted = 0
+    selector = pafs.FileSelector(f"{root}/raw/metrics", recursive=False, allow_not_found=True)
+    for info in filesystem.get_file_info(selector):
+        if info.type != pafs.FileType.File or info.mtime is None:
+            continue
+        if _aware(info.mtime) < cutoff:
+            filesystem.delete_file(info.path)
+            deleted += 1
+    log.info("deleted %d metrics file(s) older than %s", deleted, cutoff.date())
+    return deleted
+
+
+def cleanup_old_logs(settings: Settings, older_than_days: int, now: datetime) -> int:
+    """Delete local `*.log` files (broker, jobs) not written for `older_than_days`."""
+    cutoff = (now - timedelta(days=older_than_days)).timestamp()
+    deleted = 0
+    log_dir = Path(settings.log_dir)
+    for path in sorted(log_dir.rglob("*.log*")) if log_dir.is_dir() else []:
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink()
+            deleted += 1
+    log.info("deleted %d log file(s) under %s", deleted, log_dir)
+    return deleted
+
+
+def _move_landed_files(filesystem: pafs.FileSystem, source: str, target: str) -> int:
+    """Move the landed Parquet files of one day folder, keeping their names.
+
+    A writer's in-flight hidden temp file is left alone (it is renamed into `source` when the
+    writer finishes); one older than STALE_TEMP_AGE is a killed writer's and is deleted.
+    """
+    files = list_files(filesystem, source)
+    for path in files:
+        destination = f"{target}/{_name(path)}"
+        filesystem.create_dir(target, recursive=True)
+        if isinstance(filesystem, pafs.LocalFileSystem):
+            filesystem.move(path, destination)
+        else:
+            filesystem.copy_file(path, destination)
+            filesystem.delete_file(path)
+    _remove_if_empty(filesystem, source)
+    return len(files)
+
+
+def _remove_if_empty(filesystem: pafs.FileSystem, folder: str) -> None:
+    now = datetime.now(UTC)
+    selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
+    for info in filesystem.get_file_info(selector):
+        is_temp = info.type == pafs.FileType.File and info.base_name.startswith(".")
+        if is_temp and info.mtime is not None and now - _aware(info.mtime) > STALE_TEMP_AGE:
+            filesystem.delete_file(info.path)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        # rmdir fails on a non-empty folder, so a file landing right now is never deleted.
+        try:
+            Path(folder).rmdir()
+        except OSError:
+            log.info("kept %s: a file landed in it meanwhile", folder)
+        return
+    remaining = filesystem.get_file_info(selector)
+    if not any(info.type == pafs.FileType.File for info in remaining):
+        filesystem.delete_dir(folder)
+
+
+def _partition_day(path: str) -> date:
+    folder = path.rpartition("/")[0].rpartition("/")[2]
+    return date.fromisoformat(folder.removeprefix(PARTITION_PREFIX))
+
+
+def _name(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _uri(settings: Settings, path: str) -> str:
+    return path if settings.lake_is_local else f"gs://{path}"
