@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,9 @@ import pytest
 
 from orangescrum.broker import LocalBroker
 from orangescrum.settings import Settings
+
+# py4j logs "Closing down clientserver connection" from __del__ after pytest closed its streams.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 # Tests must not pick up a developer's .env or exported ORANGESCRUM_* overrides.
 for _name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:

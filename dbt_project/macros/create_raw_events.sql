@@ -36,7 +36,8 @@
         orangescrum.raw_events_columns(),
         'event_date',
         dry_run,
-        cluster_by=['user_id', 'event_type']
+        cluster_by=['user_id', 'event_type'],
+        also_read=[lake_root ~ '/processed/events']
     ) %}
     {% do orangescrum.create_raw_relation(
         'raw_dead_letters',
@@ -72,7 +73,7 @@
 
 
 {% macro create_raw_relation(
-    name, location, columns, partition_column, dry_run=false, cluster_by=none
+    name, location, columns, partition_column, dry_run=false, cluster_by=none, also_read=none
 ) %}
     {#-
         name: relation name in the target schema.
@@ -80,6 +81,9 @@
         columns: [(name, type)] as returned by raw_events_columns() and friends.
         partition_column: Hive partition key (a DATE folder name), or none.
         cluster_by: columns a native BigQuery table is clustered by, or none.
+        also_read: more lake folders of the same layout (processed/events: compacted days,
+            which outlive their raw files once maintenance archives those). Staging
+            deduplicates by event_id, so a day present in both zones counts once.
     -#}
     {% set relation = api.Relation.create(
         database=target.database,
@@ -87,7 +91,7 @@
         identifier=name
     ) %}
     {% set create_sql = adapter.dispatch('raw_relation_sql', 'orangescrum')(
-        relation, location, columns, partition_column, cluster_by
+        relation, location, columns, partition_column, cluster_by, also_read or []
     ) %}
     {% if dry_run %}
         {% do log("-- create_raw_events (dry run)\n" ~ create_sql, info=true) %}
@@ -98,18 +102,31 @@
 
 
 {% macro default__raw_relation_sql(
-    relation, location, columns, partition_column, cluster_by=none
+    relation, location, columns, partition_column, cluster_by=none, also_read=[]
 ) %}
     {#- DuckDB: a view over read_parquet, empty but typed while no file exists. -#}
-    {% if partition_column %}
-        {% set file_glob = location ~ '/' ~ partition_column ~ '=*/*.parquet' %}
-    {% else %}
-        {% set file_glob = location ~ '/*.parquet' %}
-    {% endif %}
-    {% set quoted_glob = "'" ~ (file_glob | replace("'", "''")) ~ "'" %}
-    {% set file_count = run_query(
-        'select count(*) from glob(' ~ quoted_glob ~ ')'
-    ).columns[0].values()[0] %}
+    {% set quoted_globs = [] %}
+    {% set file_count = namespace(total=0) %}
+    {% set file_glob = location ~ ('/' ~ partition_column ~ '=*' if partition_column else '')
+        ~ '/*.parquet' %}
+    {% for folder in [location] + also_read %}
+        {% if partition_column %}
+            {% set folder_glob = folder ~ '/' ~ partition_column ~ '=*/*.parquet' %}
+        {% else %}
+            {% set folder_glob = folder ~ '/*.parquet' %}
+        {% endif %}
+        {% set quoted = "'" ~ (folder_glob | replace("'", "''")) ~ "'" %}
+        {% set folder_files = run_query(
+            'select count(*) from glob(' ~ quoted ~ ')'
+        ).columns[0].values()[0] %}
+        {#- read_parquet fails on a pattern that matches nothing: list only folders with files. -#}
+        {% if folder_files > 0 %}
+            {% do quoted_globs.append(quoted) %}
+            {% set file_count.total = file_count.total + folder_files %}
+        {% endif %}
+    {% endfor %}
+    {% set file_count = file_count.total %}
+    {% set quoted_glob = '[' ~ quoted_globs | join(', ') ~ ']' %}
 
     {#-
         The typed stand-in always comes first and the files are unioned into it by name:
@@ -173,8 +190,13 @@
 
 
 {% macro bigquery__raw_relation_sql(
-    relation, location, columns, partition_column, cluster_by=none
+    relation, location, columns, partition_column, cluster_by=none, also_read=[]
 ) %}
+    {#-
+        also_read is not applied here yet: an external table has one hive prefix. Until a
+        second external table and a union view exist, archived raw days leave BigQuery's
+        raw_events (README, "Known gaps").
+    -#}
     {% if orangescrum.raw_relations_mode() == 'native' %}
         {{ return(orangescrum.bigquery__native_raw_table_sql(
             relation, location, columns, partition_column, cluster_by
