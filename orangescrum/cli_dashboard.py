@@ -49,6 +49,9 @@ def streamlit_command(port: int) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # Readers get the dashboard, not Streamlit's developer menu (Deploy, rerun, settings).
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

@@ -381,6 +381,7 @@ def test_streamlit_runs_local_headless_without_telemetry() -> None:
         "--server.port": "8600",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "viewer",
     }
 
 
