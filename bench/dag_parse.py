@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from bench.producer import machine as machine_description  # noqa: E402
 
 TARGET_SECONDS = 1.0
 MANIFEST_DAG = REPO_ROOT / "dags" / "orangescrum_dbt.py"
@@ -64,17 +65,7 @@ dag = DbtDag(
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
-    )
+    return f"{machine_description()}, load average {os.getloadavg()[0]:.1f}"
 
 
 def isolated_airflow(home: Path) -> None:

@@ -21,7 +21,6 @@ import atexit
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,13 +31,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from orangescrum.errors import OrangeScrumError
+from orangescrum.processes import HOST, free_port, port_is_free, stop_process
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO_ROOT / ".venv-bqemu"
 DUMMY_TOKEN = "crucible-emulator-accepts-any-token"  # not a secret: the emulator never reads it
@@ -84,21 +83,6 @@ def emulator_executable(venv: Path = DEFAULT_VENV) -> Path:
 
 def emulator_installed(venv: Path = DEFAULT_VENV) -> bool:
     return (venv / "bin" / "crucible").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-        return True
 
 
 def sql_literal(value: Any, field: bigquery.SchemaField) -> str:
@@ -294,12 +278,7 @@ class BigQueryEmulator:
             return
         process, self._process = self._process, None
         atexit.unregister(self.stop)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.info("BigQuery emulator on %s stopped", self.endpoint)
 
     def __enter__(self) -> BigQueryEmulator:

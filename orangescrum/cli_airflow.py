@@ -131,7 +131,7 @@ def standalone(
         manifest_path,
         require_manifest,
     )
-    from orangescrum.broker import port_is_free
+    from orangescrum.processes import port_is_free
 
     settings = _settings()
     require_manifest(manifest_path())

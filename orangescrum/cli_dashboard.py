@@ -68,8 +68,8 @@ def dashboard(
     Daily activity, hours logged, task throughput and cycle time per project, filtered by
     dates, company and project. Ctrl-C stops it.
     """
-    from orangescrum.broker import port_is_free
     from orangescrum.dashboard.queries import require_warehouse
+    from orangescrum.processes import port_is_free
 
     settings = _settings()
     require_warehouse(settings.duckdb_file)

@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from orangescrum.broker import HOST, free_port
 from orangescrum.errors import OrangeScrumError
+from orangescrum.processes import HOST, free_port
 from spark.session import require_java
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ import psutil
 import pytest
 
 from orangescrum import airflow_support as support
-from orangescrum.broker import free_port
+from orangescrum.processes import free_port
 from tests.dags.conftest import DagRunResult, Pipeline
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,212 @@
+"""dbt at scale on DuckDB: a full `dbt build` at 1M and 10M events, then one new day.
+
+    python bench/dbt_scale.py --events 1000000 10000000
+
+For each size: a lake of that many raw events is written (a simulated OrangeScrum history,
+replicated into more companies with every id shifted, so dims and facts keep their shape),
+`create_raw_events` + `dbt build` run from scratch (full), then one more day of events lands
+and `dbt build` runs again as of that day (incremental: the fact rebuilds only its lookback
+window; dims, aggregates and every test still run). Targets: 10M full <= 60 s;
+incremental/full <= 0.1. `dbt run` alone (no tests) is timed too, to separate model cost from
+test cost. Not a test: it prints figures and the machine they were measured on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.producer import machine
+from ingestion.schema import event_arrow_schema
+from ingestion.simulator import SimulationConfig, simulate_history
+from orangescrum.dbt import run_dbt
+from orangescrum.settings import Settings
+
+ID_SHIFT = 10_000_000  # per replica; simulated ids stay far below it
+TARGET_FULL_SECONDS = 60
+TARGET_RATIO = 0.1
+
+
+def base_history(path: Path, companies: int, days: int) -> tuple[int, str]:
+    """Simulated events as landed rows in one Parquet file; returns (rows, last event date)."""
+    schema = event_arrow_schema()
+    rows = []
+    for offset, delivery in enumerate(
+        simulate_history(
+            SimulationConfig(
+                seed=7, companies=companies, days=days, duplicate_rate=0.01, late_rate=0.01
+            )
+        )
+    ):
+        rows.append(
+            delivery.record
+            | {
+                "client": delivery.record.get("client"),
+                "kafka_topic": "events-raw",
+                "kafka_partition": 0,
+                "kafka_offset": offset,
+                "kafka_timestamp": delivery.delivered_at,
+                "schema_id": 2,
+                "ingested_at": delivery.delivered_at + timedelta(seconds=2),
+            }
+        )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    last = max(r["event_timestamp"] for r in rows).date().isoformat()
+    return len(rows), last
+
+
+def shifted_select(replica_expr: str, day_shift_expr: str = "0") -> str:
+    """SQL rebuilding every row with ids (top level and inside payloads) moved to a replica."""
+    columns = []
+    for field in event_arrow_schema():
+        name = field.name
+        if name == "event_id":
+            hashed = f"md5(event_id || '-' || {replica_expr} || '-' || {day_shift_expr})"
+            columns.append(
+                f"substr({hashed}, 1, 8) || '-' || substr({hashed}, 9, 4) || '-4' || "
+                f"substr({hashed}, 14, 3) || '-8' || substr({hashed}, 18, 3) || '-' || "
+                f"substr({hashed}, 21, 12) as event_id"
+            )
+        elif name.endswith("_id") and pa.types.is_int64(field.type):
+            columns.append(f"{name} + {replica_expr} * {ID_SHIFT} as {name}")
+        elif pa.types.is_struct(field.type):
+            parts = []
+            for child in field.type:
+                value = f"{name}.{child.name}"
+                if child.name.endswith("_id") and pa.types.is_int64(child.type):
+                    value = f"{value} + {replica_expr} * {ID_SHIFT}"
+                elif pa.types.is_timestamp(child.type):
+                    value = f"{value} + to_days({day_shift_expr})"
+                parts.append(f"{child.name} := {value}")
+            columns.append(
+                f"case when {name} is null then null else struct_pack({', '.join(parts)}) end "
+                f"as {name}"
+            )
+        elif pa.types.is_timestamp(field.type):
+            columns.append(f"{name} + to_days({day_shift_expr}) as {name}")
+        else:
+            columns.append(name)
+    return ", ".join(columns)
+
+
+def write_lake(base: Path, lake: Path, replicas: int) -> None:
+    (lake / "raw").mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as connection:
+        connection.execute("set TimeZone = 'UTC'")
+        connection.execute(
+            f"""
+            copy (
+                select *, cast(event_timestamp as date) as event_date from (
+                    select {shifted_select("replica")}
+                    from read_parquet('{base}'), range({replicas}) as replicas(replica)
+                )
+            ) to '{lake}/raw/events' (format parquet, partition_by (event_date),
+                                       overwrite_or_ignore true, compression zstd)
+            """
+        )
+
+
+def write_new_day(base: Path, lake: Path, replicas: int, last_day: str) -> None:
+    """The last simulated day again, one day later, with fresh event ids."""
+    with duckdb.connect() as connection:
+        connection.execute("set TimeZone = 'UTC'")
+        connection.execute(
+            f"""
+            copy (
+                select *, cast(event_timestamp as date) as event_date from (
+                    select {shifted_select("replica", "1")}
+                    from read_parquet('{base}'), range({replicas}) as replicas(replica)
+                    where cast(event_timestamp as date) = date '{last_day}'
+                )
+            ) to '{lake}/raw/events' (format parquet, partition_by (event_date),
+                                       overwrite_or_ignore true, compression zstd,
+                                       filename_pattern 'newday_{{i}}')
+            """
+        )
+
+
+def timed(label: str, settings: Settings, args: list[str], target: Path) -> float:
+    started = time.monotonic()
+    run_dbt(settings, args, target_path=target, quiet=True)
+    elapsed = time.monotonic() - started
+    print(f"  {label:<34} {elapsed:7.1f} s", flush=True)
+    return elapsed
+
+
+def measure(events: int, base: Path, base_rows: int, last_day: str, work: Path) -> dict:
+    replicas = max(1, round(events / base_rows))
+    settings = Settings(data_dir=work, _env_file=None)
+    lake = Path(settings.lake_root)
+    print(f"\n{replicas * base_rows:,} events ({replicas} x {base_rows:,} simulated)", flush=True)
+    started = time.monotonic()
+    write_lake(base, lake, replicas)
+    print(f"  {'lake written':<34} {time.monotonic() - started:7.1f} s")
+    target = work / "dbt_target"
+    vars_full = json.dumps({"run_date": last_day})
+    next_day = (date.fromisoformat(last_day) + timedelta(days=1)).isoformat()
+    vars_incremental = json.dumps({"run_date": next_day})
+    timed("create_raw_events", settings, ["run-operation", "create_raw_events"], target)
+    full = timed("dbt build (full)", settings, ["build", "--vars", vars_full], target)
+    write_new_day(base, lake, replicas, last_day)
+    timed("create_raw_events", settings, ["run-operation", "create_raw_events"], target)
+    incremental = timed(
+        "dbt build (incremental, +1 day)", settings, ["build", "--vars", vars_incremental], target
+    )
+    run_only = timed(
+        "dbt run only (incremental)", settings, ["run", "--vars", vars_incremental], target
+    )
+    with duckdb.connect(str(settings.duckdb_file), read_only=True) as connection:
+        facts = connection.execute(
+            "select count(*) from orangescrum_dw_marts.fact_activities"
+        ).fetchone()[0]
+    print(f"  fact_activities rows: {facts:,}")
+    return {
+        "events": replicas * base_rows,
+        "full": full,
+        "incremental": incremental,
+        "run_only": run_only,
+        "ratio": incremental / full,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--base-companies", type=int, default=40, help="simulated companies")
+    parser.add_argument("--base-days", type=int, default=14, help="simulated days")
+    parser.add_argument("--threads", default="2", help="dbt threads (ORANGESCRUM_DBT_THREADS)")
+    arguments = parser.parse_args()
+    os.environ["ORANGESCRUM_DBT_THREADS"] = arguments.threads
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="dbt-scale-") as folder:
+        base = Path(folder) / "base.parquet"
+        started = time.monotonic()
+        base_rows, last_day = base_history(base, arguments.base_companies, arguments.base_days)
+        print(f"simulated {base_rows:,} events in {time.monotonic() - started:.1f} s")
+        results = [
+            measure(n, base, base_rows, last_day, Path(folder) / f"run-{n}")
+            for n in arguments.events
+        ]
+    print(
+        "\nevents        full build  incremental  ratio  (targets: 10M full <= 60 s, ratio <= 0.1)"
+    )
+    for r in results:
+        print(
+            f"{r['events']:>11,}  {r['full']:9.1f} s  {r['incremental']:9.1f} s  {r['ratio']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Local helper services (broker, Spark cluster, emulators): loopback ports and clean stops."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within the timeout."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
