@@ -5,7 +5,7 @@ DAG files stay short declarations; everything they have in common lives here (th
 inside the functions that need them, so the DAG processor pays only for what a DAG uses and
 the `orangescrum airflow` CLI can read the paths below without starting Airflow.
 
-Environment (besides the ORANGESCRUM_* settings of orangescrum/settings.py):
+Settings (orangescrum/settings.py) the DAGs read:
 
 - ORANGESCRUM_DBT_TARGET       dev (DuckDB, default) or prod (BigQuery): picks the dbt target,
                                and whether warehouse tasks must be serialized (DuckDB only).
@@ -22,7 +22,6 @@ Environment (besides the ORANGESCRUM_* settings of orangescrum/settings.py):
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -78,7 +77,7 @@ def load_settings() -> Settings:
 
 def manifest_path() -> Path:
     """Where the prebuilt dbt manifest is read from (ORANGESCRUM_DBT_MANIFEST_PATH)."""
-    configured = os.environ.get(MANIFEST_ENV, "").strip()
+    configured = load_settings().dbt_manifest_path.strip()
     return Path(configured).expanduser().resolve() if configured else DEFAULT_MANIFEST
 
 
@@ -102,7 +101,7 @@ def dbt_target_path(settings: Settings, owner: str) -> Path:
 
 def dbt_selection() -> list[str]:
     """The dbt DAG's node selection from ORANGESCRUM_DBT_SELECT (empty: everything)."""
-    return os.environ.get(SELECT_ENV, "").split()
+    return load_settings().dbt_select.split()
 
 
 def lake_asset(settings: Settings) -> Asset:
@@ -158,7 +157,7 @@ class RunNotifier:
 
 
 def alert_recipients() -> list[str]:
-    raw = os.environ.get(ALERT_EMAIL_ENV, "")
+    raw = load_settings().alert_email
     return [address.strip() for address in raw.split(",") if address.strip()]
 
 

@@ -109,6 +109,21 @@ class Settings(BaseSettings):
     )
     bigquery_token: SecretStr = SecretStr("")
 
+    # --- orchestration -----------------------------------------------------------------------
+    dbt_manifest_path: str = Field(
+        default="",
+        description="manifest.json the Airflow dbt DAG renders from; empty = "
+        "dbt_project/target/manifest.json (build it with `orangescrum airflow manifest`).",
+    )
+    dbt_select: str = Field(
+        default="", description="dbt selectors the Airflow dbt DAG renders; empty = all."
+    )
+    alert_email: str = Field(
+        default="",
+        description="Comma-separated recipients of DAG success/failure mails (Airflow SMTP "
+        "settings); empty = a log line per notification.",
+    )
+
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
         # Spark, dbt and DuckDB run in other working directories: relative paths would drift.
