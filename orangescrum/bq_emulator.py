@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, free_port, port_is_free, stop_process
+from orangescrum.processes import HOST, claim_port, stop_process
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -184,12 +184,7 @@ class BigQueryEmulator:
         self.log_file = log_file
         self.venv = venv
         self.database = database  # a DuckDB file keeps state across restarts; None = memory
-        if port is not None and not port_is_free(port):
-            raise OrangeScrumError(
-                f"Port {port} is already in use; stop what listens there or choose another "
-                "port (omit it to pick a free one)."
-            )
-        self.port = port or free_port()
+        self.port = claim_port(port, "omit it to pick a free one")
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -16,7 +16,7 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient
 
 from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, free_port, port_is_free, stop_process
+from orangescrum.processes import HOST, claim_port, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,7 @@ class LocalBroker:
 
     def __init__(self, log_file: Path, port: int | None = None) -> None:
         self.log_file = log_file
-        if port is not None and not port_is_free(port):
-            raise OrangeScrumError(
-                f"Port {port} is already in use; stop what listens there or choose another "
-                "port (omit --port to pick a free one)."
-            )
-        self.port = port or free_port()
+        self.port = claim_port(port, "omit --port to pick a free one")
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

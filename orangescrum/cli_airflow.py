@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from orangescrum.errors import OrangeScrumError
+from orangescrum.processes import HOST, port_is_free
 from orangescrum.settings import Settings
 
 console = Console(stderr=True)
@@ -30,7 +31,7 @@ airflow_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-HOST = "127.0.0.1"
+
 SHUTDOWN_GRACE_SECONDS = 60
 
 
@@ -131,7 +132,6 @@ def standalone(
         manifest_path,
         require_manifest,
     )
-    from orangescrum.processes import port_is_free
 
     settings = _settings()
     require_manifest(manifest_path())

@@ -17,11 +17,12 @@ import typer
 from rich.console import Console
 
 from orangescrum.errors import OrangeScrumError
+from orangescrum.processes import HOST, port_is_free
 from orangescrum.settings import Settings
 
 console = Console(stderr=True)
 
-HOST = "127.0.0.1"
+
 APP_PATH = Path(__file__).resolve().parent / "dashboard" / "app.py"
 SHUTDOWN_GRACE_SECONDS = 10
 
@@ -69,7 +70,6 @@ def dashboard(
     dates, company and project. Ctrl-C stops it.
     """
     from orangescrum.dashboard.queries import require_warehouse
-    from orangescrum.processes import port_is_free
 
     settings = _settings()
     require_warehouse(settings.duckdb_file)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 
+from orangescrum.errors import OrangeScrumError
+
 HOST = "127.0.0.1"
 
 
@@ -21,6 +23,18 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def claim_port(port: int | None, how_to_choose: str) -> int:
+    """The requested port if it is free (else a clear error), or a free one when none is asked."""
+    if port is None:
+        return free_port()
+    if not port_is_free(port):
+        raise OrangeScrumError(
+            f"Port {port} is already in use; stop what listens there or choose another "
+            f"port ({how_to_choose})."
+        )
+    return port
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10) -> None:
