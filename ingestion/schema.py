@@ -98,6 +98,7 @@ def _arrow_field(avro_field: dict[str, Any]) -> pa.Field:
     return pa.field(avro_field["name"], arrow_type, nullable=nullable)
 
 
+@cache
 def event_arrow_schema(version: int | None = None) -> pa.Schema:
     """Arrow schema of one landed event row: the Avro fields, then the ingestion columns."""
     avro = json.loads(load_schema_text(version))

@@ -191,7 +191,7 @@ def warehouse_counts(settings: Settings) -> WarehouseCounts:
         def scalar(sql: str) -> int:
             return int(connection.execute(sql).fetchone()[0])
 
-        fact_schema = scalar_schema(connection, "fact_activities")
+        fact_schema = model_schema(connection, "fact_activities")
         return WarehouseCounts(
             raw_rows=scalar("select count(*) from orangescrum_dw.raw_events"),
             raw_distinct_events=scalar(
@@ -205,7 +205,7 @@ def warehouse_counts(settings: Settings) -> WarehouseCounts:
         )
 
 
-def scalar_schema(connection: duckdb.DuckDBPyConnection, table: str) -> str:
+def model_schema(connection: duckdb.DuckDBPyConnection, table: str) -> str:
     """Schema holding a dbt model (dbt names it after the target and the model's folder)."""
     rows = connection.execute(
         "select table_schema from information_schema.tables where table_name = ?", [table]

@@ -113,14 +113,10 @@ def decode_records(
             continue
         events.append(record | kafka_columns | {"schema_id": schema_id})
     return DecodedBatch(
-        events=pa.Table.from_pylist(events, schema=event_arrow_schema_for(deserializer)),
+        # Records are resolved to the newest schema the code knows, so one Arrow schema fits all.
+        events=pa.Table.from_pylist(events, schema=event_arrow_schema()),
         dead_letters=pa.Table.from_pylist(dead, schema=DEAD_LETTER_SCHEMA),
     )
-
-
-def event_arrow_schema_for(_deserializer: EventDeserializer) -> pa.Schema:
-    # Records are resolved to the newest schema the code knows, so one Arrow schema fits all.
-    return event_arrow_schema()
 
 
 def split_by_date(table: pa.Table, timestamp_column: str) -> dict[date, pa.Table]:

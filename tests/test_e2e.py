@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from orangescrum.demo import DemoOptions, run_demo
-from orangescrum.pipeline import scalar_schema
+from orangescrum.pipeline import model_schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -19,7 +19,7 @@ def test_every_produced_event_reaches_fact_activities_exactly_once(settings) -> 
     assert result.problems == []
     assert result.produced.duplicates > 0, "the fixture should exercise redelivery"
     with duckdb.connect(str(settings.duckdb_file), read_only=True) as connection:
-        schema = scalar_schema(connection, "fact_activities")
+        schema = model_schema(connection, "fact_activities")
         fact_ids = [
             row[0]
             for row in connection.execute(
