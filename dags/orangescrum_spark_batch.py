@@ -3,8 +3,8 @@
 compact_yesterday   spark.compaction.compact_day for the day before the logical date:
                     raw/events/event_date=D -> processed/events/event_date=D (deduplicated,
                     few large files). A day with no raw file fails the run (the stream is down).
-rebuild_marts       Cosmos task group: fact_activities and everything downstream, with their
-                    tests, as of run_date=D, once D is closed: the lookback window ending at D
+rebuild_marts       Cosmos task group: stg_orangescrum__events and everything downstream, with
+                    their tests, as of run_date=D, once D is closed: the lookback window ending at D
                     is rebuilt reproducibly (late events of D included), and backfills of a
                     date give the same tables. The dbt sources read raw_events (deduplicated in
                     staging); the order compaction -> marts keeps a switch to processed/ safe.
@@ -46,7 +46,7 @@ def orangescrum_spark_batch() -> None:
     marts = support.dbt_task_group(
         "rebuild_marts",
         settings,
-        select=["fact_activities+"],
+        select=["stg_orangescrum__events+"],
         dbt_vars={"run_date": "{{ ti.xcom_pull(task_ids='compact_yesterday') }}"},
     )
     day >> marts

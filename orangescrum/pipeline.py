@@ -20,6 +20,7 @@ from ingestion.simulator import Delivery, SimulationConfig, iter_live, simulate_
 from orangescrum.broker import wait_until_ready
 from orangescrum.dbt import run_dbt, status_counts
 from orangescrum.errors import OrangeScrumError
+from orangescrum.lake import lake_filesystem, list_files
 from orangescrum.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,28 @@ def _raise_on_failed_deliveries(settings: Settings, report: ProduceReport) -> No
 def load_raw_events(
     settings: Settings, target_path: Path | None = None, *, quiet: bool = False
 ) -> None:
-    """(Re)create raw_events, raw_dead_letters and raw_pipeline_metrics over the lake."""
-    run_dbt(settings, ["run-operation", "create_raw_events"], target_path=target_path, quiet=quiet)
+    """(Re)create raw_events, raw_dead_letters and raw_pipeline_metrics over the lake.
+
+    Tells the operation whether processed/events holds files: BigQuery cannot list GCS from
+    SQL, and an external table over a folder without files fails every query.
+    """
+    read_processed = processed_zone_has_files(settings)
+    run_dbt(
+        settings,
+        [
+            "run-operation",
+            "create_raw_events",
+            "--args",
+            f"{{read_processed: {str(read_processed).lower()}}}",
+        ],
+        target_path=target_path,
+        quiet=quiet,
+    )
+
+
+def processed_zone_has_files(settings: Settings) -> bool:
+    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    return bool(list_files(filesystem, f"{root}/processed/events"))
 
 
 def build_marts(

@@ -11,9 +11,16 @@
     DuckDB: views over read_parquet (a local folder, or gs:// through DuckDB's httpfs),
     typed by the column lists in raw_lake_columns.sql.
     BigQuery, var raw_relations = 'external' (default): hive-partitioned external tables
-    over gs://. Idempotent (create or replace); run it before `dbt build`, and again after
-    the first files land if it ran on an empty lake (the empty stand-in is a fixed, typed
-    relation).
+    over gs://, one per lake zone (raw_events__raw over raw/events, raw_events__processed
+    over processed/events), and raw_events, a view unioning them. Idempotent (create or
+    replace); run it before `dbt build`, and again after the first files land if it ran on
+    an empty lake (the empty stand-in is a fixed, typed relation).
+    --args '{read_processed: true|false}': whether raw_events also reads processed/events
+    (compacted days, which outlive their raw files once maintenance archives those).
+    Default: DuckDB reads it when it has files (it can list them); BigQuery cannot list
+    GCS from SQL and an external table over no file fails every query, so it reads it only
+    when told. `orangescrum warehouse load` (and the Airflow ingest DAG) lists the zone and
+    passes the answer.
     BigQuery, var raw_relations = 'native': managed tables with the same columns plus
     `event_date`, partitioned by day on `event_date` (= DATE(event_timestamp), UTC) and
     raw_events clustered by user_id, event_type; created only if missing, never emptied.
@@ -23,7 +30,7 @@
     --args '{dry_run: true}' only logs the DDL (CI checks the BigQuery DDL offline that way).
 #}
 
-{% macro create_raw_events(dry_run=false) %}
+{% macro create_raw_events(dry_run=false, read_processed=none) %}
     {% set lake_root = orangescrum.lake_root() %}
     {% if not dry_run %}
         {% do adapter.create_schema(
@@ -37,7 +44,8 @@
         'event_date',
         dry_run,
         cluster_by=['user_id', 'event_type'],
-        also_read=[lake_root ~ '/processed/events']
+        also_read=[] if read_processed == false else [lake_root ~ '/processed/events'],
+        also_read_has_files=read_processed
     ) %}
     {% do orangescrum.create_raw_relation(
         'raw_dead_letters',
@@ -73,7 +81,8 @@
 
 
 {% macro create_raw_relation(
-    name, location, columns, partition_column, dry_run=false, cluster_by=none, also_read=none
+    name, location, columns, partition_column, dry_run=false, cluster_by=none, also_read=none,
+    also_read_has_files=none
 ) %}
     {#-
         name: relation name in the target schema.
@@ -84,6 +93,8 @@
         also_read: more lake folders of the same layout (processed/events: compacted days,
             which outlive their raw files once maintenance archives those). Staging
             deduplicates by event_id, so a day present in both zones counts once.
+        also_read_has_files: true when the caller knows those folders hold files; none =
+            unknown (DuckDB globs to find out; BigQuery then leaves them out).
     -#}
     {% set relation = api.Relation.create(
         database=target.database,
@@ -91,7 +102,8 @@
         identifier=name
     ) %}
     {% set create_sql = adapter.dispatch('raw_relation_sql', 'orangescrum')(
-        relation, location, columns, partition_column, cluster_by, also_read or []
+        relation, location, columns, partition_column, cluster_by, also_read or [],
+        also_read_has_files
     ) %}
     {% if dry_run %}
         {% do log("-- create_raw_events (dry run)\n" ~ create_sql, info=true) %}
@@ -102,7 +114,8 @@
 
 
 {% macro default__raw_relation_sql(
-    relation, location, columns, partition_column, cluster_by=none, also_read=[]
+    relation, location, columns, partition_column, cluster_by=none, also_read=[],
+    also_read_has_files=none
 ) %}
     {#- DuckDB: a view over read_parquet, empty but typed while no file exists. -#}
     {% set quoted_globs = [] %}
@@ -190,18 +203,60 @@
 
 
 {% macro bigquery__raw_relation_sql(
-    relation, location, columns, partition_column, cluster_by=none, also_read=[]
+    relation, location, columns, partition_column, cluster_by=none, also_read=[],
+    also_read_has_files=none
 ) %}
-    {#-
-        also_read is not applied here yet: an external table has one hive prefix. Until a
-        second external table and a union view exist, archived raw days leave BigQuery's
-        raw_events (README, "Known gaps").
-    -#}
     {% if orangescrum.raw_relations_mode() == 'native' %}
+        {#- Load jobs fill the native table from any zone; nothing to union. -#}
         {{ return(orangescrum.bigquery__native_raw_table_sql(
             relation, location, columns, partition_column, cluster_by
         )) }}
     {% endif %}
+    {% if not also_read %}
+        {{ return(orangescrum.bigquery__external_table_sql(
+            relation, location, columns, partition_column
+        )) }}
+    {% endif %}
+    {#-
+        An external table has one hive prefix, so each zone gets its own
+        (<relation>__<zone>, zone = the folder above `events`) and the relation becomes a
+        view unioning them.
+    -#}
+    {% set zone_locations = [location] %}
+    {% if also_read_has_files %}
+        {% set zone_locations = [location] + also_read %}
+    {% else %}
+        {% do log(
+            "create_raw_events: " ~ relation ~ " does not read " ~ also_read | join(', ')
+            ~ " (BigQuery cannot tell whether it holds files; pass --args "
+            ~ "'{read_processed: true}' once it does, as `orangescrum warehouse load` does)",
+            info=true
+        ) %}
+    {% endif %}
+    {% set statements = [] %}
+    {% set zone_relations = [] %}
+    {% for zone_location in zone_locations %}
+        {% set zone_relation = relation.incorporate(path={
+            'identifier': relation.identifier ~ '__' ~ zone_location.rstrip('/').split('/')[-2]
+        }) %}
+        {% do zone_relations.append(zone_relation) %}
+        {% do statements.append(orangescrum.bigquery__external_table_sql(
+            zone_relation, zone_location, columns, partition_column
+        )) %}
+    {% endfor %}
+    {% set view_sql %}
+        create or replace view {{ relation }} as
+        {% for zone_relation in zone_relations -%}
+        select * from {{ zone_relation }}
+        {% if not loop.last %}union all{% endif %}
+        {% endfor -%}
+    {% endset %}
+    {% do statements.append(view_sql) %}
+    {{ return(statements | join(';\n')) }}
+{% endmacro %}
+
+
+{% macro bigquery__external_table_sql(relation, location, columns, partition_column) %}
     {#- BigQuery: a (hive-partitioned) external table over the Parquet files on GCS. -#}
     {% if not location.startswith('gs://') %}
         {% do exceptions.raise_compiler_error(

@@ -1,5 +1,6 @@
 {#
-    The late-data lookback window of incremental models (fact_activities).
+    The late-data lookback window of incremental models (stg_orangescrum__events,
+    fact_activities, agg_daily_metrics; the per-entity models rebuild entities touched in it).
 
     Each incremental run rebuilds the event dates [run_date - lookback_days, run_date]:
     DuckDB deletes and re-inserts those rows by event_id; BigQuery overwrites exactly those
@@ -68,45 +69,50 @@
 {% endmacro %}
 
 
-{% macro daily_partition_by(timestamp_column) %}
+{% macro daily_partition_by(column, data_type='timestamp') %}
     {#- partition_by config: BigQuery only (DuckDB tables are not partitioned). -#}
-    {{ return(adapter.dispatch('daily_partition_by', 'orangescrum')(timestamp_column)) }}
+    {{ return(adapter.dispatch('daily_partition_by', 'orangescrum')(column, data_type)) }}
 {% endmacro %}
 
-{% macro default__daily_partition_by(timestamp_column) %}
+{% macro default__daily_partition_by(column, data_type) %}
     {{ return(none) }}
 {% endmacro %}
 
-{% macro bigquery__daily_partition_by(timestamp_column) %}
+{% macro bigquery__daily_partition_by(column, data_type) %}
     {{ return({
-        'field': timestamp_column,
-        'data_type': 'timestamp',
+        'field': column,
+        'data_type': data_type,
         'granularity': 'day',
     }) }}
 {% endmacro %}
 
 
-{% macro lookback_partitions() %}
+{% macro lookback_partitions(data_type='timestamp') %}
     {#- Static `partitions` config for insert_overwrite: one per day of the window. -#}
-    {{ return(adapter.dispatch('lookback_partitions', 'orangescrum')()) }}
+    {{ return(adapter.dispatch('lookback_partitions', 'orangescrum')(data_type)) }}
 {% endmacro %}
 
-{% macro default__lookback_partitions() %}
+{% macro default__lookback_partitions(data_type) %}
     {{ return(none) }}
 {% endmacro %}
 
-{% macro bigquery__lookback_partitions() %}
-    {#- Timestamps, because dbt compares them to timestamp_trunc(event_timestamp, day). -#}
+{% macro bigquery__lookback_partitions(data_type) %}
+    {#-
+        Literals of the partition column's type: dbt compares them to the column itself
+        (date) or to timestamp_trunc(column, day) (timestamp).
+    -#}
     {% set partitions = [] %}
     {% for days_back in range(orangescrum.lookback_days() + 1) %}
         {% if var('run_date', none) %}
             {% set partition_date = modules.datetime.date.fromisoformat(
                 orangescrum.parse_run_date()
             ) - modules.datetime.timedelta(days=days_back) %}
-            {% do partitions.append("timestamp('" ~ partition_date.isoformat() ~ "')") %}
+            {% do partitions.append(
+                data_type ~ "('" ~ partition_date.isoformat() ~ "')"
+            ) %}
         {% else %}
             {% do partitions.append(
-                'timestamp(date_sub(current_date, interval ' ~ days_back ~ ' day))'
+                data_type ~ '(date_sub(current_date, interval ' ~ days_back ~ ' day))'
             ) %}
         {% endif %}
     {% endfor %}

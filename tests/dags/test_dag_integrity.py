@@ -133,11 +133,23 @@ def test_multi_parent_tests_run_after_every_parent(bag, manifest) -> None:
         assert {model_of(task_id) for task_id in task.upstream_task_ids} == parents
 
 
-def test_spark_batch_rebuilds_fact_activities_and_downstream_after_compaction(bag) -> None:
+def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> None:
     dag = bag.get_dag("orangescrum_spark_batch")
     run_tasks = {model_of(t.task_id) for t in dag.tasks if t.task_id.endswith(".run")}
-    assert run_tasks == {"fact_activities", "dim_dates", "agg_daily_metrics"}
-    first = dag.get_task("rebuild_marts.fact_activities.run")
+    assert run_tasks == {
+        "stg_orangescrum__events",
+        "int_users_state_history",
+        "int_projects_state_history",
+        "int_tasks_state_history",
+        "int_project_memberships",
+        "int_tasks_cycle_times",
+        "dim_users",
+        "dim_projects",
+        "dim_dates",
+        "fact_activities",
+        "agg_daily_metrics",
+    }
+    first = dag.get_task("rebuild_marts.stg_orangescrum__events.run")
     assert first.upstream_task_ids == {"compact_yesterday"}
     assert first.vars == {"run_date": "{{ ti.xcom_pull(task_ids='compact_yesterday') }}"}
 

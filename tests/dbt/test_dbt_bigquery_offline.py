@@ -131,10 +131,32 @@ def test_fact_ddl_carries_partition_by_and_cluster_by(prod: tuple[Settings, Path
 
 def test_raw_events_external_table_ddl(prod: tuple[Settings, Path]) -> None:
     log = operation_log(*prod, "create_raw_events", "--args", "{dry_run: true}")
-    assert f"create or replace external table `{PROJECT}`.`orangescrum_dw`.`raw_events`" in log
+    raw_zone = f"`{PROJECT}`.`orangescrum_dw`.`raw_events__raw`"
+    assert f"create or replace external table {raw_zone}" in log
     assert "with partition columns (event_date date)" in log
     assert f"uris = ['{LAKE}/raw/events/*.parquet']" in log
     assert f"hive_partition_uri_prefix = '{LAKE}/raw/events'" in log
     assert "user_state struct<user_id int64, name string" in log
+    # without read_processed the processed zone is left out (it may hold no file yet)
+    assert "raw_events__processed" not in log
+    assert f"does not read {LAKE}/processed/events" in log
+    assert f"create or replace view `{PROJECT}`.`orangescrum_dw`.`raw_events` as" in log
     assert f"uris = ['{LAKE}/raw/metrics/*.parquet']" in log  # not hive-partitioned
     assert "`raw_dead_letters`" in log
+
+
+def test_raw_events_view_unions_the_processed_zone_when_it_has_files(
+    prod: tuple[Settings, Path],
+) -> None:
+    log = operation_log(
+        *prod, "create_raw_events", "--args", "{dry_run: true, read_processed: true}"
+    )
+    processed_zone = f"`{PROJECT}`.`orangescrum_dw`.`raw_events__processed`"
+    assert f"create or replace external table {processed_zone}" in log
+    assert f"hive_partition_uri_prefix = '{LAKE}/processed/events'" in log
+    view = log[log.index(f"create or replace view `{PROJECT}`.`orangescrum_dw`.`raw_events`") :]
+    assert " ".join(view.split()).startswith(
+        f"create or replace view `{PROJECT}`.`orangescrum_dw`.`raw_events` as "
+        f"select * from `{PROJECT}`.`orangescrum_dw`.`raw_events__raw` union all "
+        f"select * from {processed_zone}"
+    )

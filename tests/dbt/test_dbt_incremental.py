@@ -68,13 +68,21 @@ def test_late_events_land_in_their_day_and_too_late_ones_are_flagged(
 
     # A comment from Monday the 4th, five days late: outside the window of this run
     write_batch(warehouse.lake_root, TOO_LATE_EVENTS, "part-2.parquet")
-    flagged = warehouse.dbt("build", "--select", "fact_activities", run_date=SATURDAY, check=False)
+    flagged = warehouse.dbt(
+        "build",
+        "--select",
+        "stg_orangescrum__events fact_activities",
+        run_date=SATURDAY,
+        check=False,
+    )
     failures = {r.node.unique_id: r.failures for r in flagged.result.results if r.failures}
     assert failures == {RECONCILIATION_TEST: 1}
     assert fact_rows(warehouse, [39]) == []
 
-    # The documented fix: rebuild the fact and what depends on it
-    warehouse.dbt("build", "--full-refresh", "--select", "fact_activities+", run_date=SATURDAY)
+    # The documented fix: rebuild staging and everything that depends on it
+    warehouse.dbt(
+        "build", "--full-refresh", "--select", "stg_orangescrum__events+", run_date=SATURDAY
+    )
     assert fact_rows(warehouse, [39]) == [(event_uuid(39), date(2024, 3, 4), True)]
     assert warehouse.query("select count(*) from orangescrum_dw_marts.fact_activities") == [(39,)]
     # Monday, project 100: 4-8 and the late comment 39

@@ -1,8 +1,23 @@
+{{
+    config(
+        materialized=orangescrum.per_entity_materialization(),
+        unique_key='project_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
 events as (
 
+    -- An incremental run rebuilds only entities with an event in the lookback window.
     select * from {{ ref('stg_orangescrum__events') }}
+    where {{ orangescrum.touched_in_lookback_window(
+        'project_id',
+        ref('stg_orangescrum__events'),
+        "event_type in ('project_member_added', 'project_member_removed')"
+    ) }}
 
 ),
 
@@ -48,7 +63,8 @@ latest_membership_events as (
         event_type = 'project_member_added' as is_current_member,
         first_added_at,
         event_timestamp as last_changed_at,
-        membership_event_count
+        membership_event_count,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from ranked_membership_events
     where recency_rank = 1
 

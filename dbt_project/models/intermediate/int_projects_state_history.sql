@@ -1,8 +1,23 @@
+{{
+    config(
+        materialized=orangescrum.per_entity_materialization(),
+        unique_key='project_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
 events as (
 
+    -- An incremental run rebuilds only entities with an event in the lookback window.
     select * from {{ ref('stg_orangescrum__events') }}
+    where {{ orangescrum.touched_in_lookback_window(
+        'project_id',
+        ref('stg_orangescrum__events'),
+        "project_name is not null"
+    ) }}
 
 ),
 
@@ -86,7 +101,8 @@ final as (
 
     select
         *,
-        valid_to is null as is_current_version
+        valid_to is null as is_current_version,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from versions
 
 )

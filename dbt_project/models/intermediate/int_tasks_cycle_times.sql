@@ -1,14 +1,32 @@
+{{
+    config(
+        materialized=orangescrum.per_entity_materialization(),
+        unique_key='task_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
 events as (
 
+    -- An incremental run rebuilds only entities with an event in the lookback window.
     select * from {{ ref('stg_orangescrum__events') }}
+    where {{ orangescrum.touched_in_lookback_window(
+        'task_id',
+        ref('stg_orangescrum__events')
+    ) }}
 
 ),
 
 tasks_state_history as (
 
     select * from {{ ref('int_tasks_state_history') }}
+    where {{ orangescrum.touched_in_lookback_window(
+        'task_id',
+        ref('stg_orangescrum__events')
+    ) }}
 
 ),
 
@@ -86,7 +104,8 @@ final as (
         cast(
             {{ dbt.datediff('created_at', 'first_closed_at', 'second') }}
             as {{ orangescrum.double_type() }}
-        ) / 3600 as cycle_time_hours
+        ) / 3600 as cycle_time_hours,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from joined
 
 )

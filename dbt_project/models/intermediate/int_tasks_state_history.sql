@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized=orangescrum.per_entity_materialization(),
+        unique_key='task_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
 events as (
 
+    -- An incremental run rebuilds only entities with an event in the lookback window.
     select * from {{ ref('stg_orangescrum__events') }}
+    where {{ orangescrum.touched_in_lookback_window(
+        'task_id',
+        ref('stg_orangescrum__events')
+    ) }}
 
 ),
 
@@ -108,7 +122,8 @@ final as (
         (
             task_status = 'Closed'
             and previous_task_status is distinct from 'Closed'
-        ) as is_closing_transition
+        ) as is_closing_transition,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from versions
 
 )

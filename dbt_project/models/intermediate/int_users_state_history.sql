@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized=orangescrum.per_entity_materialization(),
+        unique_key='user_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
 events as (
 
+    -- An incremental run rebuilds only entities with an event in the lookback window.
     select * from {{ ref('stg_orangescrum__events') }}
+    where {{ orangescrum.touched_in_lookback_window(
+        'subject_user_id',
+        ref('stg_orangescrum__events')
+    ) }}
 
 ),
 
@@ -81,7 +95,8 @@ final as (
 
     select
         *,
-        valid_to is null as is_current_version
+        valid_to is null as is_current_version,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from versions
 
 )

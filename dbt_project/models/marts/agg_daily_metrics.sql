@@ -1,20 +1,44 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='activity_date',
+        incremental_strategy=orangescrum.lookback_incremental_strategy(),
+        partition_by=orangescrum.daily_partition_by('activity_date', 'date'),
+        partitions=orangescrum.lookback_partitions('date'),
+        cluster_by=['company_id', 'project_id'],
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
+-- An incremental run recomputes whole days of the lookback window (DuckDB deletes and
+-- re-inserts those dates; BigQuery overwrites their partitions): every input is cut to
+-- the same days, so each rebuilt day sees all of its events, closings and cycle times.
 activities as (
 
     select * from {{ ref('fact_activities') }}
+    {% if is_incremental() %}
+        where {{ orangescrum.in_lookback_window('activity_date') }}
+    {% endif %}
 
 ),
 
 tasks_state_history as (
 
     select * from {{ ref('int_tasks_state_history') }}
+    {% if is_incremental() %}
+        where {{ orangescrum.in_lookback_window('cast(valid_from as date)') }}
+    {% endif %}
 
 ),
 
 tasks_cycle_times as (
 
     select * from {{ ref('int_tasks_cycle_times') }}
+    {% if is_incremental() %}
+        where {{ orangescrum.in_lookback_window('first_closed_date') }}
+    {% endif %}
 
 ),
 
@@ -156,7 +180,8 @@ final as (
         ) as non_billable_hours_logged,
         cast(
             median_task_cycle_time_hours as {{ orangescrum.double_type() }}
-        ) as median_task_cycle_time_hours
+        ) as median_task_cycle_time_hours,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from joined
 
 )

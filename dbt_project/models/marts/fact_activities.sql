@@ -1,7 +1,12 @@
+{#
+    Each incremental run rebuilds whole days of the lookback window: DuckDB deletes and
+    re-inserts them by activity_date (a range scan; by event_id it would be a join against
+    every event), BigQuery overwrites their daily partitions.
+#}
 {{
     config(
         materialized='incremental',
-        unique_key='event_id',
+        unique_key='activity_date',
         incremental_strategy=orangescrum.lookback_incremental_strategy(),
         partition_by=orangescrum.daily_partition_by('event_timestamp'),
         partitions=orangescrum.lookback_partitions(),
@@ -52,7 +57,8 @@ activities as (
         ingested_at,
         {{ dbt.datediff('event_timestamp', 'ingested_at', 'second') }}
             as ingestion_delay_seconds,
-        cast(ingested_at as date) > activity_date as is_late_arrival
+        cast(ingested_at as date) > activity_date as is_late_arrival,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from events
 
 )

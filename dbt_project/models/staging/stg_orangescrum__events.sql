@@ -1,8 +1,31 @@
+{#
+    An incremental table, not a view like other staging models: deduplicating every event
+    is the costliest step of the project and a dozen models and tests read the result. Each
+    run rebuilds the lookback window's lake partitions whole (DuckDB deletes them by date,
+    a range scan; by event_id it would be a join against every event).
+#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='lake_partition_date',
+        incremental_strategy=orangescrum.lookback_incremental_strategy(),
+        partition_by=orangescrum.daily_partition_by('event_timestamp'),
+        partitions=orangescrum.lookback_partitions(),
+        cluster_by=['event_type'],
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
 source as (
 
     select * from {{ source('orangescrum', 'raw_events') }}
+    {% if is_incremental() %}
+        -- The lake partition column, so only the window's files are read. Duplicates of
+        -- an event share its event date, so deduplicating within the window is complete.
+        where {{ orangescrum.in_lookback_window('event_date') }}
+    {% endif %}
 
 ),
 
@@ -111,7 +134,8 @@ renamed as (
         ) as time_log_started_at,
         cast(time_log.ended_at as {{ dbt.type_timestamp() }}) as time_log_ended_at,
         cast(kafka_timestamp as {{ dbt.type_timestamp() }}) as kafka_message_at,
-        cast(ingested_at as {{ dbt.type_timestamp() }}) as ingested_at
+        cast(ingested_at as {{ dbt.type_timestamp() }}) as ingested_at,
+        {{ orangescrum.loaded_at() }} as loaded_at
 
     from first_deliveries
 
