@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +43,13 @@ class Warehouse:
         return Path(self.settings.lake_root)
 
     def dbt(
-        self, *args: str, run_date: str = FIRST_RUN_DATE, check: bool = True
+        self, *args: str, run_date: str = FIRST_RUN_DATE, check: bool = True, **dbt_vars: str
     ) -> dbtRunnerResult:
         """`dbt <args>` on the dev target, as of run_date (the vars the fact's window uses)."""
+        all_vars = {"run_date": run_date} | dbt_vars
         return run_dbt(
             self.settings,
-            [*args, "--vars", f"{{run_date: '{run_date}'}}"],
+            [*args, "--vars", json.dumps(all_vars)],
             target_path=self.target_path,
             check=check,
         )

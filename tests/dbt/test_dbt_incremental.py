@@ -87,3 +87,28 @@ def test_late_events_land_in_their_day_and_too_late_ones_are_flagged(
     assert warehouse.query("select count(*) from orangescrum_dw_marts.fact_activities") == [(39,)]
     # Monday, project 100: 4-8 and the late comment 39
     assert agg_day(warehouse, "2024-03-04", 100) == (6, 1, 0.0)
+
+
+def test_data_tests_check_the_latest_load_unless_test_scope_is_all(
+    make_warehouse: Callable[[str], Warehouse],
+) -> None:
+    warehouse = make_warehouse("scope")
+    warehouse.dbt("run-operation", "create_raw_events")
+    warehouse.dbt("run")
+    # A second copy of event 1 with the loaded_at of an earlier run: it breaks the grain,
+    # outside the rows the latest run wrote
+    warehouse.query(
+        "insert into orangescrum_dw_marts.fact_activities "
+        "select * replace (loaded_at - interval 1 day as loaded_at) "
+        f"from orangescrum_dw_marts.fact_activities where event_id = '{event_uuid(1)}'"
+    )
+
+    def failures(**dbt_vars: str) -> dict[str, int]:
+        result = warehouse.dbt(
+            "test", "--select", "fact_activities,test_name:unique", check=False, **dbt_vars
+        )
+        assert len(result.result.results) == 1  # the event_id unique test, nothing else
+        return {r.node.name: r.failures for r in result.result.results if r.failures}
+
+    assert failures() == {}
+    assert failures(test_scope="all") == {"unique_fact_activities_event_id": 1}
