@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import fastavro
@@ -39,8 +40,39 @@ class EventSerializer:
     def serialize(self, record: dict[str, Any]) -> bytes:
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, self.schema_id))
-        fastavro.schemaless_writer(buffer, parse_schema_text(self.schema_text), record)
+        fastavro.schemaless_writer(
+            buffer, parse_schema_text(self.schema_text), _with_union_branches(self, record)
+        )
         return buffer.getvalue()
+
+
+def _with_union_branches(serializer: EventSerializer, record: dict[str, Any]) -> dict[str, Any]:
+    """The record with each optional payload named as fastavro's (branch, value) tuple.
+
+    Given a bare dict for a `["null", SomeRecord]` field, fastavro tries every branch in
+    turn and validates the dict against the record schema first; naming the branch skips
+    that and encodes ~1.4x faster (bench/producer.py). The bytes are the same.
+    """
+    branches = _record_union_branches(serializer.schema_text)
+    tagged = dict(record)
+    for field, branch in branches.items():
+        value = tagged.get(field)
+        if value is not None and not isinstance(value, tuple):
+            tagged[field] = (branch, value)
+    return tagged
+
+
+@cache
+def _record_union_branches(schema_text: str) -> dict[str, str]:
+    """Top-level fields typed `["null", <record>]`: field name -> the record's full name."""
+    branches = {}
+    for field in parse_schema_text(schema_text)["fields"]:
+        field_type = field["type"]
+        if isinstance(field_type, list):
+            records = [t for t in field_type if isinstance(t, dict) and t.get("type") == "record"]
+            if len(records) == 1 and len(field_type) == 2 and "null" in field_type:
+                branches[field["name"]] = records[0]["name"]
+    return branches
 
 
 class EventDeserializer:

@@ -96,6 +96,20 @@ def test_wire_format_is_confluent_framing(serializer) -> None:
     assert fastavro.schemaless_reader(io.BytesIO(payload[5:]), parsed) == FULL_EVENT
 
 
+def test_naming_union_branches_writes_the_bytes_fastavro_writes_for_plain_dicts(
+    serializer,
+) -> None:
+    """The serializer tags optional payloads with their branch (speed); the bytes must not
+    change, and the caller's record is left as it was."""
+    parsed = fastavro.parse_schema(json.loads(load_schema_text(1)))
+    for event in (FULL_EVENT, FULL_EVENT | {"user_state": None, "comment": None}):
+        plain = io.BytesIO()
+        fastavro.schemaless_writer(plain, parsed, event)
+        before = dict(event)
+        assert serializer.serialize(event)[5:] == plain.getvalue()
+        assert event == before
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
