@@ -16,12 +16,20 @@ from spark.kafka_source import cap_offsets, client_config, find_end_offsets
         ({"0": 0, "1": 0}, {"0": 100, "1": 300}, 40, {"0": 10, "1": 30}),  # proportional
         ({"0": 5, "1": 0}, {"0": 6, "1": 1}, 1, {"0": 6, "1": 0}),  # floor is 0: still progress
         ({"0": 0}, {"0": 0, "1": 50}, 20, {"0": 0, "1": 20}),  # a partition new since start
+        # flooring leaves 2 rows over: the largest remainders take them, no tail batch
+        (
+            {"0": 0, "1": 0, "2": 0},
+            {"0": 66_667, "1": 66_667, "2": 66_666},
+            50_000,
+            {"0": 16_667, "1": 16_667, "2": 16_666},
+        ),
     ],
 )
 def test_cap_offsets(start, end, limit, expected) -> None:
     capped = cap_offsets(start, end, limit)
     assert capped == expected
-    assert sum(capped[p] - start.get(p, 0) for p in capped) <= limit
+    backlog = sum(end[p] - start.get(p, 0) for p in end)
+    assert sum(capped[p] - start.get(p, 0) for p in capped) == min(limit, backlog)
 
 
 def test_end_offsets_are_exact_even_when_the_watermark_lags(kafka_settings) -> None:
