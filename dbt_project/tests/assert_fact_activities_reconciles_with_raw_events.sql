@@ -22,18 +22,36 @@
 
 with
 
+raw_events_in_scope as (
+
+    select
+        event_id,
+        event_timestamp
+    from {{ source('orangescrum', 'raw_events') }}
+    {% if day_range.first is not none %}
+        -- Two filters, not one `or`: each alone reaches the scan (partition pruning on
+        -- event_date, row-group statistics on ingested_at); their `or` read every file.
+        where
+            event_date between cast('{{ day_range.first }}' as date)
+            and cast('{{ day_range.last }}' as date)
+        union all
+        select
+            event_id,
+            event_timestamp
+        from {{ source('orangescrum', 'raw_events') }}
+        where
+            ingested_at >= cast('{{ day_range.first }}' as {{ dbt.type_timestamp() }})
+            and event_date < cast('{{ day_range.first }}' as date)
+    {% endif %}
+
+),
+
 raw_event_ids as (
 
     select
         event_id,
         min(cast(event_timestamp as date)) as activity_date
-    from {{ source('orangescrum', 'raw_events') }}
-    {% if day_range.first is not none %}
-        where
-            event_date between cast('{{ day_range.first }}' as date)
-            and cast('{{ day_range.last }}' as date)
-            or ingested_at >= cast('{{ day_range.first }}' as {{ dbt.type_timestamp() }})
-    {% endif %}
+    from raw_events_in_scope
     group by event_id
 
 ),
