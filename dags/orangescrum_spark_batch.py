@@ -8,6 +8,9 @@ rebuild_marts       Cosmos task group: stg_orangescrum__events and everything do
                     is rebuilt reproducibly (late events of D included), and backfills of a
                     date give the same tables. The dbt sources read raw_events (deduplicated in
                     staging); the order compaction -> marts keeps a switch to processed/ safe.
+test_every_row      every data test over every row (--vars test_scope: all): the builds of
+                    the day test only the rows they wrote (their latest load), so the night
+                    checks the whole history once (unit tests run in CI, not here).
 """
 
 from __future__ import annotations
@@ -42,6 +45,18 @@ def orangescrum_spark_batch() -> None:
             compact_day(spark, run_settings, day)
         return day.isoformat()
 
+    @task(pool=support.warehouse_pool(settings), execution_timeout=support.DBT_NODE_TIMEOUT)
+    def test_every_row() -> dict[str, int]:
+        from orangescrum.dbt import run_dbt, status_counts
+
+        run_settings = support.load_settings()
+        result = run_dbt(
+            run_settings,
+            ["test", "--exclude-resource-type", "unit_test", "--vars", "{test_scope: all}"],
+            target_path=support.dbt_target_path(run_settings, "spark_batch_tests"),
+        )
+        return status_counts(result)
+
     day = compact_yesterday()
     marts = support.dbt_task_group(
         "rebuild_marts",
@@ -49,7 +64,7 @@ def orangescrum_spark_batch() -> None:
         select=["stg_orangescrum__events+"],
         dbt_vars={"run_date": "{{ ti.xcom_pull(task_ids='compact_yesterday') }}"},
     )
-    day >> marts
+    day >> marts >> test_every_row()
 
 
 orangescrum_spark_batch()

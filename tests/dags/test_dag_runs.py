@@ -78,6 +78,9 @@ def test_spark_batch_compacts_yesterday_and_rebuilds_the_marts(
         "part-00000.parquet",
     ]
     assert "rebuild_marts.agg_daily_metrics.test" in result.task_states
+    # then every data test over every row: all pass, no unit test among them
+    every_row = result.xcoms["test_every_row"]
+    assert set(every_row) == {"pass"} and every_row["pass"] > 50
     assert query(pipeline, f"select count(distinct event_id) from {MARTS}.fact_activities") == [
         (pipeline.unique_events,)
     ]

@@ -46,13 +46,7 @@ class Warehouse:
         self, *args: str, run_date: str = FIRST_RUN_DATE, check: bool = True, **dbt_vars: str
     ) -> dbtRunnerResult:
         """`dbt <args>` on the dev target, as of run_date (the vars the fact's window uses)."""
-        all_vars = {"run_date": run_date} | dbt_vars
-        return run_dbt(
-            self.settings,
-            [*args, "--vars", json.dumps(all_vars)],
-            target_path=self.target_path,
-            check=check,
-        )
+        return dbt_as_of(self.settings, self.target_path, args, run_date, check, dbt_vars)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         # dbt-duckdb keeps the database open in this process: connect with the same
@@ -75,6 +69,21 @@ class Warehouse:
             )
             for model in models
         }
+
+
+def dbt_as_of(
+    settings: Settings,
+    target_path: Path,
+    args: Sequence[str],
+    run_date: str,
+    check: bool,
+    dbt_vars: dict[str, str],
+) -> dbtRunnerResult:
+    """`dbt <args> --vars {run_date, **dbt_vars}` with the settings' target."""
+    all_vars = {"run_date": run_date} | dbt_vars
+    return run_dbt(
+        settings, [*args, "--vars", json.dumps(all_vars)], target_path=target_path, check=check
+    )
 
 
 def new_warehouse(root: Path) -> Warehouse:

@@ -28,9 +28,14 @@ from dbt.cli.main import dbtRunnerResult
 from google.cloud import bigquery
 
 from orangescrum.bq_emulator import BigQueryEmulator, emulator_installed, insert_rows
-from orangescrum.dbt import run_dbt
 from orangescrum.settings import Settings, WarehouseTarget
-from tests.dbt.conftest import FIRST_RUN_DATE, MARTS, Warehouse, mart_content_sql
+from tests.dbt.conftest import (
+    FIRST_RUN_DATE,
+    MARTS,
+    Warehouse,
+    dbt_as_of,
+    mart_content_sql,
+)
 from tests.dbt.lake import (
     DUPLICATE_DELIVERIES,
     EVENTS,
@@ -79,12 +84,9 @@ class EmulatorWarehouse:
     def dbt(
         self, *args: str, run_date: str = FIRST_RUN_DATE, check: bool = True
     ) -> dbtRunnerResult:
-        return run_dbt(
-            self.settings,
-            [*args, "--vars", f"{{raw_relations: native, run_date: '{run_date}'}}"],
-            target_path=self.target_path,
-            check=check,
-        )
+        # The emulator reads no gs://: raw tables are native and filled by INSERT.
+        vars_ = {"raw_relations": "native"}
+        return dbt_as_of(self.settings, self.target_path, args, run_date, check, vars_)
 
     def load_new_lake_files(self) -> int:
         """INSERT the rows of lake files not loaded yet (the emulator's stand-in for a load
