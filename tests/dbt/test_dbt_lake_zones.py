@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 
+from orangescrum.pipeline import processed_zone_has_files
+
 pytestmark = pytest.mark.slow
 
 
@@ -19,11 +21,14 @@ def test_archived_days_stay_in_raw_events_via_processed(make_warehouse) -> None:
     raw_days = sorted((warehouse.lake_root / "raw/events").iterdir())
     processed = warehouse.lake_root / "processed/events"
     processed.mkdir(parents=True)
+    # what `warehouse load` tells create_raw_events (BigQuery cannot list the zone itself)
+    assert not processed_zone_has_files(warehouse.settings)
     # The oldest day is compacted (copied) and then archived (its raw folder moved away).
     shutil.copytree(raw_days[0], processed / raw_days[0].name)
     shutil.move(raw_days[0], warehouse.lake_root / "archive" / raw_days[0].name)
     # A second day exists in both zones: staging's dedup counts its events once.
     shutil.copytree(raw_days[1], processed / raw_days[1].name)
+    assert processed_zone_has_files(warehouse.settings)
     warehouse.dbt("run-operation", "create_raw_events")
 
     after = warehouse.query(
