@@ -44,7 +44,7 @@
         'event_date',
         dry_run,
         cluster_by=['user_id', 'event_type'],
-        also_read=[] if read_processed == false else [lake_root ~ '/processed/events'],
+        also_read=[lake_root ~ '/processed/events'],
         also_read_has_files=read_processed
     ) %}
     {% do orangescrum.create_raw_relation(
@@ -93,8 +93,10 @@
         also_read: more lake folders of the same layout (processed/events: compacted days,
             which outlive their raw files once maintenance archives those). Staging
             deduplicates by event_id, so a day present in both zones counts once.
-        also_read_has_files: true when the caller knows those folders hold files; none =
-            unknown (DuckDB globs to find out; BigQuery then leaves them out).
+        also_read_has_files: whether those folders hold files, when the caller knows: true,
+            false (they are left out), or none = unknown (DuckDB globs to find out; BigQuery
+            leaves them out). Either way the relation keeps its shape (on BigQuery, a view
+            over one external table per zone), so a later run can add a zone in place.
     -#}
     {% set relation = api.Relation.create(
         database=target.database,
@@ -122,7 +124,7 @@
     {% set file_count = namespace(total=0) %}
     {% set file_glob = location ~ ('/' ~ partition_column ~ '=*' if partition_column else '')
         ~ '/*.parquet' %}
-    {% for folder in [location] + also_read %}
+    {% for folder in [location] + (also_read if also_read_has_files != false else []) %}
         {% if partition_column %}
             {% set folder_glob = folder ~ '/' ~ partition_column ~ '=*/*.parquet' %}
         {% else %}
@@ -228,8 +230,8 @@
     {% else %}
         {% do log(
             "create_raw_events: " ~ relation ~ " does not read " ~ also_read | join(', ')
-            ~ " (BigQuery cannot tell whether it holds files; pass --args "
-            ~ "'{read_processed: true}' once it does, as `orangescrum warehouse load` does)",
+            ~ " (BigQuery cannot list GCS: pass --args '{read_processed: true}' once it "
+            ~ "holds files, as `orangescrum warehouse load` does)",
             info=true
         ) %}
     {% endif %}

@@ -7,7 +7,7 @@
     that is every row; on an incremental run, what the run rewrote (the lookback window, or
     the entities touched in it). Rows outside it are unchanged since the build that tested
     them, so a one-day run is not charged for re-testing the whole history.
-    `--vars '{test_scope: all}'` tests every row (e.g. a weekly full check).
+    `--vars '{test_scope: all}'` tests every row (the nightly orangescrum_spark_batch DAG does).
 #}
 
 {% macro loaded_at() %}

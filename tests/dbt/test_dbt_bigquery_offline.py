@@ -145,6 +145,21 @@ def test_raw_events_external_table_ddl(prod: tuple[Settings, Path]) -> None:
     assert "`raw_dead_letters`" in log
 
 
+def test_raw_events_is_the_same_view_when_the_processed_zone_is_empty(
+    prod: tuple[Settings, Path],
+) -> None:
+    """`warehouse load` passes read_processed: false until compaction writes a file; the
+    relation must keep the shape it gets with true, or BigQuery could not replace it."""
+    log = operation_log(
+        *prod, "create_raw_events", "--args", "{dry_run: true, read_processed: false}"
+    )
+    assert "raw_events__processed" not in log
+    assert (
+        f"create or replace view `{PROJECT}`.`orangescrum_dw`.`raw_events` as "
+        f"select * from `{PROJECT}`.`orangescrum_dw`.`raw_events__raw`"
+    ) in " ".join(log.split())
+
+
 def test_raw_events_view_unions_the_processed_zone_when_it_has_files(
     prod: tuple[Settings, Path],
 ) -> None:
