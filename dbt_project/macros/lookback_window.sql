@@ -4,10 +4,9 @@
 
     Each incremental run rebuilds the event dates [run_date - lookback_days, run_date]:
     DuckDB deletes and re-inserts those days (unique_key = the model's date column); BigQuery
-    overwrites exactly those
-    daily partitions (static insert_overwrite: dynamic partition discovery failed on the
-    emulators, DESIGN §8). The model's filter and the partition list derive from the same
-    two vars, so they cannot disagree.
+    overwrites exactly those daily partitions (static insert_overwrite: dynamic partition
+    discovery failed on the emulators, DESIGN §8). The model's filter and the partition
+    list derive from the same two vars, so they cannot disagree.
 #}
 
 {% macro run_date() %}
