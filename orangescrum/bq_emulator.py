@@ -27,11 +27,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, claim_port, stop_process
+from orangescrum.processes import HOST, ManagedService, claim_port, stop_process
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -166,7 +165,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-class BigQueryEmulator:
+class BigQueryEmulator(ManagedService):
     """`crucible serve --dialect bigquery`: free port, readiness check, log file, stop on exit.
 
     A context manager: `with BigQueryEmulator(log_file) as emulator:` then
@@ -275,14 +274,3 @@ class BigQueryEmulator:
         atexit.unregister(self.stop)
         stop_process(process)
         log.info("BigQuery emulator on %s stopped", self.endpoint)
-
-    def __enter__(self) -> BigQueryEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -11,12 +11,11 @@ import logging
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
 from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, claim_port, stop_process
+from orangescrum.processes import HOST, ManagedService, claim_port, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def wait_until_ready(bootstrap: str, timeout_seconds: float) -> None:
             time.sleep(0.1)
 
 
-class LocalBroker:
+class LocalBroker(ManagedService):
     """Tansu as a managed subprocess: free port, readiness check, log file, stopped on exit."""
 
     def __init__(self, log_file: Path, port: int | None = None) -> None:
@@ -94,14 +93,3 @@ class LocalBroker:
         stop_process(self._process)
         self._process = None
         log.info("embedded Kafka broker on %s stopped", self.bootstrap)
-
-    def __enter__(self) -> LocalBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

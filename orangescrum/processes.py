@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from types import TracebackType
+from typing import Self
 
 from orangescrum.errors import OrangeScrumError
 
@@ -45,3 +47,24 @@ def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10) 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+class ManagedService:
+    """A helper process used as `with Service(...) as service:`; subclasses start and stop it."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -13,10 +13,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, free_port
+from orangescrum.processes import HOST, ManagedService, free_port, stop_process
 from spark.session import require_java
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ def spark_class() -> Path:
     return Path(_find_spark_home()) / "bin" / "spark-class"
 
 
-class LocalSparkCluster:
+class LocalSparkCluster(ManagedService):
     def __init__(self, log_dir: Path, workers: int = 1, cores_per_worker: int = 1) -> None:
         self.log_dir = log_dir
         self.workers = workers
@@ -104,22 +103,6 @@ class LocalSparkCluster:
         return self
 
     def stop(self) -> None:
-        for process in reversed(self._processes):
-            process.terminate()
-        for process in self._processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for process in reversed(self._processes):  # the worker, then the master
+            stop_process(process, timeout_seconds=20)
         self._processes.clear()
-
-    def __enter__(self) -> LocalSparkCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
