@@ -107,38 +107,30 @@ def shifted_select(replica_expr: str, day_shift_expr: str = "0") -> str:
     return ", ".join(columns)
 
 
-def write_lake(base: Path, lake: Path, replicas: int) -> None:
+def write_replicas(
+    base: Path, lake: Path, replicas: int, *, only_day: str | None = None, new_day: bool = False
+) -> None:
+    """Land `replicas` id-shifted copies of the base history in the lake's raw/events.
+
+    only_day keeps one day of it; new_day moves those events one day later, with fresh event
+    ids, into files of their own (the next day's landing).
+    """
     (lake / "raw").mkdir(parents=True, exist_ok=True)
+    day_shift = "1" if new_day else "0"
+    day_filter = f"where cast(event_timestamp as date) = date '{only_day}'" if only_day else ""
+    file_names = ", filename_pattern 'newday_{i}'" if new_day else ""
     with duckdb.connect() as connection:
         connection.execute("set TimeZone = 'UTC'")
         connection.execute(
             f"""
             copy (
                 select *, cast(event_timestamp as date) as event_date from (
-                    select {shifted_select("replica")}
+                    select {shifted_select("replica", day_shift)}
                     from read_parquet('{base}'), range({replicas}) as replicas(replica)
+                    {day_filter}
                 )
             ) to '{lake}/raw/events' (format parquet, partition_by (event_date),
-                                       overwrite_or_ignore true, compression zstd)
-            """
-        )
-
-
-def write_new_day(base: Path, lake: Path, replicas: int, last_day: str) -> None:
-    """The last simulated day again, one day later, with fresh event ids."""
-    with duckdb.connect() as connection:
-        connection.execute("set TimeZone = 'UTC'")
-        connection.execute(
-            f"""
-            copy (
-                select *, cast(event_timestamp as date) as event_date from (
-                    select {shifted_select("replica", "1")}
-                    from read_parquet('{base}'), range({replicas}) as replicas(replica)
-                    where cast(event_timestamp as date) = date '{last_day}'
-                )
-            ) to '{lake}/raw/events' (format parquet, partition_by (event_date),
-                                       overwrite_or_ignore true, compression zstd,
-                                       filename_pattern 'newday_{{i}}')
+                                       overwrite_or_ignore true, compression zstd{file_names})
             """
         )
 
@@ -171,7 +163,7 @@ def measure(
     lake = Path(settings.lake_root)
     print(f"\n{replicas * base_rows:,} events ({replicas} x {base_rows:,} simulated)", flush=True)
     started = time.monotonic()
-    write_lake(base, lake, replicas)
+    write_replicas(base, lake, replicas)
     print(f"  {'lake written':<34} {time.monotonic() - started:7.1f} s")
     target = work / "dbt_target"
     # Every command gets the same vars, as a scheduled deployment passes them: a change of
@@ -182,7 +174,7 @@ def measure(
     create_raw_events = ["run-operation", "create_raw_events", *dbt_vars]
     timed("create_raw_events", settings, create_raw_events, target)
     full = timed("dbt build (full)", settings, [*BUILD, *dbt_vars], target, slowest)
-    write_new_day(base, lake, replicas, last_day)
+    write_replicas(base, lake, replicas, only_day=last_day, new_day=True)
     timed("create_raw_events", settings, create_raw_events, target)
     incremental = timed(
         "dbt build (incremental, +1 day)", settings, [*BUILD, *dbt_vars], target, slowest
