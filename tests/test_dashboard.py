@@ -338,6 +338,11 @@ def test_filters_change_the_metrics(page: AppTest) -> None:
     # Cosmos: e10, e11 by user 21, 4.0 non-billable hours
     assert metrics(page)["Events"] == "2"
     assert metrics(page)["Non-billable hours"] == "4.0"
+    # no task of Cosmos was closed: its panel says so instead of drawing empty bars
+    assert [notice.value for notice in page.info] == [
+        "No task with an observed creation was closed in this selection."
+    ]
+    assert len(page.get("vega_lite_chart")) == 5
 
     page.sidebar.selectbox(key="company").set_value(1).run()
     page.sidebar.selectbox(key="project").set_value(10)

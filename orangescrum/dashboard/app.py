@@ -123,16 +123,21 @@ def kpi_row(kpis: pd.DataFrame) -> None:
 def horizontal_bars(
     frame: pd.DataFrame,
     *,
+    empty_notice: str,
     category: str,
     value: str,
     value_title: str,
     color: str | None = None,
     tooltip: list[str] | None = None,
-) -> None:
-    """Bars per category, in the frame's row order, with labels long enough for project names.
+) -> bool:
+    """Bars per category, in the frame's row order, with labels long enough for project names;
+    `empty_notice` instead when the frame has no row. Returns whether bars were drawn.
 
     st.bar_chart cuts axis labels at 100 px ("Quartz Customer ..."): Altair sets its own limit.
     """
+    if frame.empty:
+        st.info(empty_notice)
+        return False
     chart = (
         alt.Chart(frame)
         .mark_bar()
@@ -150,6 +155,7 @@ def horizontal_bars(
     if color:
         chart = chart.encode(color=alt.Color(f"{color}:N", title=None).legend(orient="bottom"))
     st.altair_chart(chart, width="stretch")
+    return True
 
 
 def activity_charts(panels: dict[str, pd.DataFrame]) -> None:
@@ -185,17 +191,14 @@ def task_charts(panels: dict[str, pd.DataFrame]) -> None:
         )
     with right:
         st.subheader("Median cycle time by project")
-        cycle = panels["cycle_time_by_project"]
-        if cycle.empty:
-            st.info("No task with an observed creation was closed in this selection.")
-        else:
-            horizontal_bars(
-                cycle,
-                category="project_name",
-                value="median_cycle_time_hours",
-                value_title="Hours from creation to first close",
-                tooltip=["project_name", "median_cycle_time_hours", "days_with_cycle_time"],
-            )
+        if horizontal_bars(
+            panels["cycle_time_by_project"],
+            empty_notice="No task with an observed creation was closed in this selection.",
+            category="project_name",
+            value="median_cycle_time_hours",
+            value_title="Hours from creation to first close",
+            tooltip=["project_name", "median_cycle_time_hours", "days_with_cycle_time"],
+        ):
             st.caption(
                 "Median of the daily medians of agg_daily_metrics (tasks first closed that "
                 "day): exact for one day, an approximation across days."
@@ -206,38 +209,32 @@ def hours_and_event_charts(panels: dict[str, pd.DataFrame]) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Hours logged by project")
-        hours = panels["hours_by_project"]
-        if hours.empty:
-            st.info("No hours logged in this selection.")
-        else:
-            horizontal_bars(
-                hours.rename(
-                    columns={"billable_hours": "Billable", "non_billable_hours": "Non-billable"}
-                ).melt(
-                    id_vars=["project_name"],
-                    value_vars=["Billable", "Non-billable"],
-                    var_name="kind",
-                    value_name="hours",
-                ),
-                category="project_name",
-                value="hours",
-                value_title="Hours",
-                color="kind",
-                tooltip=["project_name", "kind", alt.Tooltip("hours:Q", format=",.1f")],
-            )
+        horizontal_bars(
+            panels["hours_by_project"]
+            .rename(columns={"billable_hours": "Billable", "non_billable_hours": "Non-billable"})
+            .melt(
+                id_vars=["project_name"],
+                value_vars=["Billable", "Non-billable"],
+                var_name="kind",
+                value_name="hours",
+            ),
+            empty_notice="No hours logged in this selection.",
+            category="project_name",
+            value="hours",
+            value_title="Hours",
+            color="kind",
+            tooltip=["project_name", "kind", alt.Tooltip("hours:Q", format=",.1f")],
+        )
     with right:
         st.subheader("Top event types")
-        events = panels["top_event_types"]
-        if events.empty:
-            st.info("No events in this selection.")
-        else:
-            horizontal_bars(
-                events,
-                category="event_type",
-                value="event_count",
-                value_title="Events",
-                color="event_category",
-            )
+        horizontal_bars(
+            panels["top_event_types"],
+            empty_notice="No events in this selection.",
+            category="event_type",
+            value="event_count",
+            value_title="Events",
+            color="event_category",
+        )
 
 
 def main() -> None:
