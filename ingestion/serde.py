@@ -40,20 +40,19 @@ class EventSerializer:
     def serialize(self, record: dict[str, Any]) -> bytes:
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, self.schema_id))
-        fastavro.schemaless_writer(
-            buffer, parse_schema_text(self.schema_text), _with_union_branches(self, record)
-        )
+        tagged = _with_union_branches(self.schema_text, record)
+        fastavro.schemaless_writer(buffer, parse_schema_text(self.schema_text), tagged)
         return buffer.getvalue()
 
 
-def _with_union_branches(serializer: EventSerializer, record: dict[str, Any]) -> dict[str, Any]:
+def _with_union_branches(schema_text: str, record: dict[str, Any]) -> dict[str, Any]:
     """The record with each optional payload named as fastavro's (branch, value) tuple.
 
     Given a bare dict for a `["null", SomeRecord]` field, fastavro tries every branch in
     turn and validates the dict against the record schema first; naming the branch skips
     that and encodes ~1.4x faster (bench/producer.py). The bytes are the same.
     """
-    branches = _record_union_branches(serializer.schema_text)
+    branches = _record_union_branches(schema_text)
     tagged = dict(record)
     for field, branch in branches.items():
         value = tagged.get(field)
