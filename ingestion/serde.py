@@ -50,7 +50,7 @@ def _with_union_branches(schema_text: str, record: dict[str, Any]) -> dict[str, 
 
     Given a bare dict for a `["null", SomeRecord]` field, fastavro tries every branch in
     turn and validates the dict against the record schema first; naming the branch skips
-    that and encodes ~1.4x faster (bench/producer.py). The bytes are the same.
+    that and encodes ~1.25x faster (bench/avro_codecs.py). The bytes are the same.
     """
     branches = _record_union_branches(schema_text)
     tagged = dict(record)
