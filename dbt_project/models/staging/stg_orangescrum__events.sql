@@ -16,37 +16,30 @@
     )
 }}
 
+{#-
+    The raw rows this run reads: on an incremental run, the lookback window's lake
+    partitions only (only their files are opened). A subquery, not a CTE: deduplicate()
+    reads it more than once.
+-#}
+{%- set window_filter = (
+    orangescrum.in_lookback_window('event_date') if is_incremental() else 'true'
+) -%}
+{%- set raw_events_in_scope = (
+    '(select * from ' ~ source('orangescrum', 'raw_events') ~ ' where ' ~ window_filter ~ ')'
+) %}
+
 with
 
-source as (
-
-    select * from {{ source('orangescrum', 'raw_events') }}
-    {% if is_incremental() %}
-        -- The lake partition column, so only the window's files are read. Duplicates of
-        -- an event share its event date, so deduplicating within the window is complete.
-        where {{ orangescrum.in_lookback_window('event_date') }}
-    {% endif %}
-
-),
-
-ranked_deliveries as (
-
-    -- Kafka redeliveries and producer retries land an event_id more than once: keep the
-    -- first ingestion (then the lowest partition and offset, a stable tie-break).
-    select
-        *,
-        row_number() over (
-            partition by event_id
-            order by ingested_at asc, kafka_partition asc, kafka_offset asc
-        ) as delivery_rank
-    from source
-
-),
-
+-- Kafka redeliveries and producer retries land an event_id more than once: keep the first
+-- ingestion (then the lowest partition and offset, a stable tie-break). Duplicates of an
+-- event share its event date, so deduplicating a window's partitions is complete.
 first_deliveries as (
 
-    select * from ranked_deliveries
-    where delivery_rank = 1
+    {{ orangescrum.deduplicate(
+        raw_events_in_scope,
+        key='event_id',
+        order_by='ingested_at asc, kafka_partition asc, kafka_offset asc'
+    ) }}
 
 ),
 
