@@ -68,11 +68,11 @@
 
 
 {#
-    Models with one history per entity (state histories, cycle times, memberships). DuckDB:
-    incremental, delete+insert on the entity key; a run recomputes the whole history of
-    every entity with an event in the lookback window. BigQuery has no delete+insert and a
-    merge cannot replace a variable number of rows per key, so there they are tables,
-    rebuilt each run (a columnar scan BigQuery parallelises).
+    Models keyed by entity (state histories, cycle times, memberships, project tasks).
+    DuckDB: incremental, delete+insert on the entity key; a run rewrites the entities with an
+    event in the lookback window (each model's SQL says how much of their past it re-reads).
+    BigQuery has no delete+insert and a merge cannot replace a variable number of rows per
+    key, so there they are tables, rebuilt each run (a columnar scan BigQuery parallelises).
 #}
 {% macro per_entity_materialization() %}
     {{ return(adapter.dispatch('per_entity_materialization', 'orangescrum')()) }}

@@ -44,13 +44,19 @@
 {% endmacro %}
 
 
+{% macro lookback_window_start() %}
+    {#- SQL date expression: the first day of the window, run_date - lookback_days. -#}
+    {{ return(
+        'cast(' ~ dbt.dateadd('day', -1 * orangescrum.lookback_days(), orangescrum.run_date())
+        ~ ' as date)'
+    ) }}
+{% endmacro %}
+
+
 {% macro in_lookback_window(date_column) %}
     {#- Boolean SQL: date_column falls in [run_date - lookback_days, run_date]. -#}
-    {% set window_start = dbt.dateadd(
-        'day', -1 * orangescrum.lookback_days(), orangescrum.run_date()
-    ) %}
     {{ return(
-        date_column ~ ' between cast(' ~ window_start ~ ' as date) and '
+        date_column ~ ' between ' ~ orangescrum.lookback_window_start() ~ ' and '
         ~ orangescrum.run_date()
     ) }}
 {% endmacro %}

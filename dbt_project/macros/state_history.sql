@@ -15,3 +15,38 @@
         {%- endfor %}
     )
 {% endmacro %}
+
+
+{#
+    Incremental runs of the state histories (DuckDB; BigQuery rebuilds them as tables).
+
+    A run re-reads only the events from the lookback window's first day on. Each entity with
+    a snapshot among them continues from its stored version that was open when the window
+    started: that version and every later one are deleted (incremental_predicates =
+    version_reaches_lookback_window()) and re-inserted, recomputed from that version plus the
+    window's snapshots. A late event inside the window re-sorts into place; versions that
+    ended before the window are neither re-read nor rewritten.
+#}
+
+{% macro version_reaches_lookback_window() %}
+    {#- Boolean SQL on a state history: the version is current or ends inside the window. -#}
+    {{ return(
+        '(valid_to is null or valid_to >= cast('
+        ~ orangescrum.lookback_window_start() ~ ' as ' ~ dbt.type_timestamp() ~ '))'
+    ) }}
+{% endmacro %}
+
+
+{% macro version_open_at_window_start() %}
+    {#- Boolean SQL: the version an entity was in when the window's first day began. -#}
+    {{ return(
+        '(valid_from < cast(' ~ orangescrum.lookback_window_start() ~ ' as '
+        ~ dbt.type_timestamp() ~ ') and ' ~ orangescrum.version_reaches_lookback_window() ~ ')'
+    ) }}
+{% endmacro %}
+
+
+{% macro from_lookback_window_start(date_column) %}
+    {#- Boolean SQL: date_column is on or after the window's first day (later days included). -#}
+    {{ return(date_column ~ ' >= ' ~ orangescrum.lookback_window_start()) }}
+{% endmacro %}

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from ingestion.events import TASK_STATUS_LEGEND
 from ingestion.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
+from ingestion.simulator import Delivery
 
 COMPANY_ID = 1
 TOPIC = "events-raw"
@@ -325,6 +326,27 @@ def write_lake(lake_root: Path) -> None:
     metrics_folder = lake_root / "raw" / "metrics"
     metrics_folder.mkdir(parents=True)
     pq.write_table(metrics, metrics_folder / "batch-0.parquet")
+
+
+def write_deliveries(
+    lake_root: Path, deliveries: Iterable[Delivery], file_name: str, first_offset: int
+) -> int:
+    """Simulated deliveries (ingestion.simulator) as one landed batch; returns the row count."""
+    rows = [
+        delivery.record
+        | {
+            "client": delivery.record.get("client"),
+            "kafka_topic": TOPIC,
+            "kafka_partition": 0,
+            "kafka_offset": offset,
+            "kafka_timestamp": delivery.delivered_at,
+            "schema_id": 2,
+            "ingested_at": delivery.delivered_at + INGESTION_DELAY,
+        }
+        for offset, delivery in enumerate(deliveries, start=first_offset)
+    ]
+    _write_by_event_date(rows, lake_root / "raw" / "events", file_name, event_arrow_schema())
+    return len(rows)
 
 
 def write_batch(lake_root: Path, events: list[Event], file_name: str) -> None:

@@ -1,3 +1,13 @@
+{#-
+    Incremental runs (DuckDB) read the events and history versions from the lookback
+    window's start on, and keep what earlier events settled: a stored first event, creation
+    or first close before the window start cannot change, since no event before it is
+    re-read (and int_tasks_state_history rewrites every version from the window start on).
+-#}
+{%- set window_start =
+    'cast(' ~ orangescrum.lookback_window_start() ~ ' as ' ~ dbt.type_timestamp() ~ ')'
+-%}
+
 {{
     config(
         materialized=orangescrum.per_entity_materialization(),
@@ -11,22 +21,19 @@ with
 
 events as (
 
-    -- An incremental run rebuilds only entities with an event in the lookback window.
     select * from {{ ref('stg_orangescrum__events') }}
-    where {{ orangescrum.touched_in_lookback_window(
-        'task_id',
-        ref('stg_orangescrum__events')
-    ) }}
+    {% if is_incremental() %}
+        where {{ orangescrum.from_lookback_window_start('activity_date') }}
+    {% endif %}
 
 ),
 
 tasks_state_history as (
 
     select * from {{ ref('int_tasks_state_history') }}
-    where {{ orangescrum.touched_in_lookback_window(
-        'task_id',
-        ref('stg_orangescrum__events')
-    ) }}
+    {% if is_incremental() %}
+        where valid_from >= {{ window_start }}
+    {% endif %}
 
 ),
 
@@ -95,6 +102,57 @@ joined as (
 
 ),
 
+{% if is_incremental() %}
+
+    previous_cycle_times as (
+
+        select * from {{ this }}
+        where task_id in (select task_id from tasks)
+
+    ),
+
+    continued as (
+
+        select
+            joined.task_id,
+            case
+                when previous_cycle_times.first_event_at < {{ window_start }}
+                    then previous_cycle_times.first_event_at
+                else joined.first_event_at
+            end as first_event_at,
+            case
+                when previous_cycle_times.created_at < {{ window_start }}
+                    then previous_cycle_times.created_at
+                else joined.created_at
+            end as created_at,
+            case
+                when previous_cycle_times.first_closed_at < {{ window_start }}
+                    then previous_cycle_times.first_closed_at
+                else joined.first_closed_at
+            end as first_closed_at,
+            case
+                when previous_cycle_times.first_closed_at < {{ window_start }}
+                    then previous_cycle_times.first_closed_company_id
+                else joined.first_closed_company_id
+            end as first_closed_company_id,
+            case
+                when previous_cycle_times.first_closed_at < {{ window_start }}
+                    then previous_cycle_times.first_closed_project_id
+                else joined.first_closed_project_id
+            end as first_closed_project_id,
+            case
+                when previous_cycle_times.first_closed_at < {{ window_start }}
+                    then previous_cycle_times.first_closed_date
+                else joined.first_closed_date
+            end as first_closed_date
+        from joined
+        left join previous_cycle_times
+            on joined.task_id = previous_cycle_times.task_id
+
+    ),
+
+{% endif %}
+
 final as (
 
     select
@@ -106,7 +164,11 @@ final as (
             as {{ orangescrum.double_type() }}
         ) / 3600 as cycle_time_hours,
         {{ orangescrum.loaded_at() }} as loaded_at
-    from joined
+    {% if is_incremental() %}
+        from continued
+    {% else %}
+        from joined
+    {% endif %}
 
 )
 

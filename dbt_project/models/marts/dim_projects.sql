@@ -1,8 +1,14 @@
 with
 
-events as (
+projects_daily_activity as (
 
-    select * from {{ ref('stg_orangescrum__events') }}
+    select * from {{ ref('int_projects_daily_activity') }}
+
+),
+
+project_tasks as (
+
+    select * from {{ ref('int_project_tasks') }}
 
 ),
 
@@ -23,18 +29,22 @@ projects as (
     -- Every project an event points at, with or without a project payload.
     select
         project_id,
-        min(company_id) as first_company_id,
-        min(event_timestamp) as first_activity_at,
-        max(event_timestamp) as last_activity_at,
-        min(
-            case when event_type = 'project_created' then event_timestamp end
-        ) as created_at,
-        max(
-            case when event_type = 'project_archived' then event_timestamp end
-        ) as last_archived_at,
-        count(distinct task_id) as task_count
-    from events
-    where project_id is not null
+        min(first_company_id) as first_company_id,
+        min(first_activity_at) as first_activity_at,
+        max(last_activity_at) as last_activity_at,
+        min(created_at) as created_at,
+        max(last_archived_at) as last_archived_at
+    from projects_daily_activity
+    group by project_id
+
+),
+
+task_counts as (
+
+    select
+        project_id,
+        count(*) as task_count
+    from project_tasks
     group by project_id
 
 ),
@@ -78,7 +88,7 @@ joined as (
         current_states.project_status,
         cast(coalesce(member_counts.member_count, 0) as {{ dbt.type_bigint() }})
             as member_count,
-        projects.task_count,
+        coalesce(task_counts.task_count, 0) as task_count,
         coalesce(state_version_counts.state_version_count, 0)
             as state_version_count,
         current_states.project_estimated_hours as estimated_hours,
@@ -97,6 +107,8 @@ joined as (
     from projects
     left join current_states
         on projects.project_id = current_states.project_id
+    left join task_counts
+        on projects.project_id = task_counts.project_id
     left join member_counts
         on projects.project_id = member_counts.project_id
     left join state_version_counts

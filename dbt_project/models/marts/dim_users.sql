@@ -1,8 +1,8 @@
 with
 
-events as (
+users_daily_activity as (
 
-    select * from {{ ref('stg_orangescrum__events') }}
+    select * from {{ ref('int_users_daily_activity') }}
 
 ),
 
@@ -12,74 +12,19 @@ users_state_history as (
 
 ),
 
-user_mentions as (
-
-    -- Every role in which an event names a user: actor, payload subject, owner, assignee.
-    select
-        user_id,
-        company_id
-    from events
-    union all
-    select
-        subject_user_id as user_id,
-        company_id
-    from events
-    where subject_user_id is not null
-    union all
-    select
-        project_owner_user_id as user_id,
-        company_id
-    from events
-    where project_owner_user_id is not null
-    union all
-    select
-        task_assignee_user_id as user_id,
-        company_id
-    from events
-    where task_assignee_user_id is not null
-
-),
-
 users as (
 
+    -- Every user an event names, in any role.
     select
         user_id,
-        min(company_id) as first_company_id
-    from user_mentions
+        min(first_company_id) as first_company_id,
+        min(first_activity_at) as first_activity_at,
+        max(last_activity_at) as last_activity_at,
+        max(last_login_at) as last_login_at,
+        min(registered_at) as registered_at,
+        max(last_disabled_at) as last_disabled_at
+    from users_daily_activity
     group by user_id
-
-),
-
-user_activity as (
-
-    select
-        user_id,
-        min(event_timestamp) as first_activity_at,
-        max(event_timestamp) as last_activity_at,
-        max(
-            case when event_type = 'user_logged_in' then event_timestamp end
-        ) as last_login_at
-    from events
-    group by user_id
-
-),
-
-user_lifecycle as (
-
-    select
-        subject_user_id as user_id,
-        min(
-            case
-                when event_type in ('user_registered', 'user_invited')
-                    then event_timestamp
-            end
-        ) as registered_at,
-        max(
-            case when event_type = 'user_disabled' then event_timestamp end
-        ) as last_disabled_at
-    from events
-    where subject_user_id is not null
-    group by subject_user_id
 
 ),
 
@@ -115,25 +60,21 @@ joined as (
         current_states.is_user_active as is_active,
         current_states.user_id is null as is_inferred_member,
         false as is_unknown_member,
-        user_lifecycle.registered_at,
+        users.registered_at,
         current_states.user_created_at,
         current_states.valid_from as state_valid_from,
         case
             when not current_states.is_user_active
-                then user_lifecycle.last_disabled_at
+                then users.last_disabled_at
         end as disabled_at,
-        user_activity.first_activity_at,
-        user_activity.last_activity_at,
-        user_activity.last_login_at
+        users.first_activity_at,
+        users.last_activity_at,
+        users.last_login_at
     from users
     left join current_states
         on users.user_id = current_states.user_id
     left join state_version_counts
         on users.user_id = state_version_counts.user_id
-    left join user_lifecycle
-        on users.user_id = user_lifecycle.user_id
-    left join user_activity
-        on users.user_id = user_activity.user_id
 
 ),
 
