@@ -45,8 +45,3 @@
     ) }}
 {% endmacro %}
 
-
-{% macro from_lookback_window_start(date_column) %}
-    {#- Boolean SQL: date_column is on or after the window's first day (later days included). -#}
-    {{ return(date_column ~ ' >= ' ~ orangescrum.lookback_window_start()) }}
-{% endmacro %}

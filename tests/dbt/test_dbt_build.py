@@ -25,7 +25,7 @@ def test_build_runs_every_model_test_and_unit_test(
     statuses = Counter(str(r.status) for r in result.result.results)
     assert by_type["model"] == 16  # 3 staging, 8 intermediate, 5 marts
     assert by_type["unit_test"] >= 9
-    assert by_type["test"] >= 90
+    assert by_type["test"] >= 80
     assert set(statuses) == {"success", "pass", "no-op"}  # no-op: the exposures
 
 

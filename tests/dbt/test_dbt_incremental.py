@@ -175,3 +175,33 @@ def test_daily_incremental_runs_end_where_a_full_rebuild_does(
     }
     for model in models:
         assert incremental[model] == rebuilt[model], model
+
+
+def test_primary_key_test_fails_on_a_repeated_or_null_key(
+    make_warehouse: Callable[[str], Warehouse],
+) -> None:
+    warehouse = make_warehouse("primary_key")
+    warehouse.dbt("run-operation", "create_raw_events")
+    warehouse.dbt("run", "--select", "stg_orangescrum__events int_project_tasks")
+
+    def failures() -> dict[str, int]:
+        result = warehouse.dbt(
+            "test", "--select", "int_project_tasks,test_name:primary_key", check=False
+        )
+        assert len(result.result.results) == 1
+        return {r.node.name: r.failures for r in result.result.results if r.failures}
+
+    assert failures() == {}
+    # one pair twice, one pair without a project, both in the latest load
+    warehouse.query(
+        "insert into orangescrum_dw_intermediate.int_project_tasks "
+        "select * from orangescrum_dw_intermediate.int_project_tasks limit 1"
+    )
+    warehouse.query(
+        "insert into orangescrum_dw_intermediate.int_project_tasks "
+        "select null, task_id, loaded_at from orangescrum_dw_intermediate.int_project_tasks "
+        "limit 1"
+    )
+    assert failures() == {
+        "primary_key_int_project_tasks_project_id__task_id": 2,
+    }

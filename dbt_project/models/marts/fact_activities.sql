@@ -1,13 +1,12 @@
 {#
-    Each incremental run rebuilds whole days of the lookback window: DuckDB deletes and
-    re-inserts them by activity_date (a range scan; by event_id it would be a join against
-    every event), BigQuery overwrites their daily partitions.
+    Each incremental run reads the lookback window's days of staging, so late events land
+    in their own day: DuckDB appends the events it has not written yet, BigQuery overwrites
+    the window's daily partitions.
 #}
 {{
     config(
         materialized='incremental',
-        unique_key='activity_date',
-        incremental_strategy=orangescrum.lookback_incremental_strategy(),
+        incremental_strategy=orangescrum.event_incremental_strategy(),
         partition_by=orangescrum.daily_partition_by('event_timestamp'),
         partitions=orangescrum.lookback_partitions(),
         cluster_by=['user_id', 'event_type'],
@@ -21,8 +20,10 @@ events as (
 
     select * from {{ ref('stg_orangescrum__events') }}
     {% if is_incremental() %}
-        -- Rebuild the whole lookback window so late events land in their own day.
-        where {{ orangescrum.in_lookback_window('activity_date') }}
+        -- The whole lookback window, so late events land in their own day.
+        where
+            {{ orangescrum.in_lookback_window('activity_date') }}
+            and {{ orangescrum.not_written_yet('event_id', 'activity_date') }}
     {% endif %}
 
 ),

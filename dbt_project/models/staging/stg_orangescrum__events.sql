@@ -1,14 +1,13 @@
 {#
     An incremental table, not a view like other staging models: deduplicating every event
     is the costliest step of the project and a dozen models and tests read the result. Each
-    run rebuilds the lookback window's lake partitions whole (DuckDB deletes them by date,
-    a range scan; by event_id it would be a join against every event).
+    run reads the lookback window's lake partitions and writes the events it has not
+    written yet (DuckDB appends them; BigQuery overwrites the window's daily partitions).
 #}
 {{
     config(
         materialized='incremental',
-        unique_key='lake_partition_date',
-        incremental_strategy=orangescrum.lookback_incremental_strategy(),
+        incremental_strategy=orangescrum.event_incremental_strategy(),
         partition_by=orangescrum.daily_partition_by('event_timestamp'),
         partitions=orangescrum.lookback_partitions(),
         cluster_by=['event_type'],
@@ -131,6 +130,9 @@ renamed as (
         {{ orangescrum.loaded_at() }} as loaded_at
 
     from first_deliveries
+    {% if is_incremental() %}
+        where {{ orangescrum.not_written_yet('event_id', 'lake_partition_date') }}
+    {% endif %}
 
 )
 
