@@ -210,6 +210,7 @@ class Settings(BaseSettings):
         return {
             "ORANGESCRUM_DUCKDB_PATH": str(self.duckdb_file),
             "ORANGESCRUM_LAKE_ROOT": self.lake_root,
+            "ORANGESCRUM_GCS_ENDPOINT": self.gcs_endpoint,
             "ORANGESCRUM_GCP_PROJECT": self.gcp_project,
             "ORANGESCRUM_BIGQUERY_DATASET": self.bigquery_dataset,
             "ORANGESCRUM_BIGQUERY_LOCATION": self.bigquery_location,
