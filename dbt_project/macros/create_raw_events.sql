@@ -8,7 +8,8 @@
         raw_dead_letters      {lake_root}/raw/_dead_letter/event_date=YYYY-MM-DD/*.parquet
         raw_pipeline_metrics  {lake_root}/raw/metrics/*.parquet
 
-    DuckDB: views over read_parquet (a local folder, or gs:// through DuckDB's httpfs),
+    DuckDB: views over read_parquet (a local folder, or gs:// through gcsfs, which the dev
+    profile registers on DuckDB when the lake root is gs://),
     typed by the column lists in raw_lake_columns.sql.
     BigQuery, var raw_relations = 'external' (default): hive-partitioned external tables
     over gs://, one per lake zone (raw_events__raw over raw/events, raw_events__processed
