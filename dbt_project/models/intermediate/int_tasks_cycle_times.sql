@@ -113,38 +113,23 @@ joined as (
 
     continued as (
 
+        -- A stored value stays when the event that settled it is before the window start.
         select
             joined.task_id,
-            case
-                when previous_cycle_times.first_event_at < {{ window_start }}
-                    then previous_cycle_times.first_event_at
-                else joined.first_event_at
-            end as first_event_at,
-            case
-                when previous_cycle_times.created_at < {{ window_start }}
-                    then previous_cycle_times.created_at
-                else joined.created_at
-            end as created_at,
-            case
-                when previous_cycle_times.first_closed_at < {{ window_start }}
-                    then previous_cycle_times.first_closed_at
-                else joined.first_closed_at
-            end as first_closed_at,
-            case
-                when previous_cycle_times.first_closed_at < {{ window_start }}
-                    then previous_cycle_times.first_closed_company_id
-                else joined.first_closed_company_id
-            end as first_closed_company_id,
-            case
-                when previous_cycle_times.first_closed_at < {{ window_start }}
-                    then previous_cycle_times.first_closed_project_id
-                else joined.first_closed_project_id
-            end as first_closed_project_id,
-            case
-                when previous_cycle_times.first_closed_at < {{ window_start }}
-                    then previous_cycle_times.first_closed_date
-                else joined.first_closed_date
-            end as first_closed_date
+            {% for column, settled_at in [
+                ('first_event_at', 'first_event_at'),
+                ('created_at', 'created_at'),
+                ('first_closed_at', 'first_closed_at'),
+                ('first_closed_company_id', 'first_closed_at'),
+                ('first_closed_project_id', 'first_closed_at'),
+                ('first_closed_date', 'first_closed_at'),
+            ] -%}
+                case
+                    when previous_cycle_times.{{ settled_at }} < {{ window_start }}
+                        then previous_cycle_times.{{ column }}
+                    else joined.{{ column }}
+                end as {{ column }}{{ ',' if not loop.last }}
+            {% endfor %}
         from joined
         left join previous_cycle_times
             on joined.task_id = previous_cycle_times.task_id
