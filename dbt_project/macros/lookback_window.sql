@@ -111,9 +111,11 @@
 {% endmacro %}
 
 {% macro default__not_written_yet(key_column, date_column) %}
+    {#- `is not null`: one null key in the subquery would make `not in` reject every row. -#}
     {{ return(
         key_column ~ ' not in (select ' ~ key_column ~ ' from ' ~ this ~ ' where '
-        ~ orangescrum.from_lookback_window_start(date_column) ~ ')'
+        ~ orangescrum.from_lookback_window_start(date_column) ~ ' and ' ~ key_column
+        ~ ' is not null)'
     ) }}
 {% endmacro %}
 
