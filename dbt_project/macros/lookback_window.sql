@@ -1,9 +1,11 @@
 {#
     The late-data lookback window of incremental models (stg_orangescrum__events,
-    fact_activities, agg_daily_metrics; the per-entity models rebuild entities touched in it).
+    fact_activities, the daily models; the per-entity models update the entities with an
+    event in it).
 
-    Each incremental run rebuilds the event dates [run_date - lookback_days, run_date]:
-    DuckDB deletes and re-inserts those days (unique_key = the model's date column); BigQuery
+    Each incremental run reads the event dates [run_date - lookback_days, run_date]: the
+    event-grain models append the events they do not hold yet (DuckDB, see below), the daily
+    models delete and re-insert those days (unique_key = the model's date column); BigQuery
     overwrites exactly those daily partitions (static insert_overwrite: dynamic partition
     discovery failed on the emulators, DESIGN §8). The model's filter and the partition
     list derive from the same two vars, so they cannot disagree.
@@ -49,6 +51,14 @@
     {{ return(
         'cast(' ~ dbt.dateadd('day', -1 * orangescrum.lookback_days(), orangescrum.run_date())
         ~ ' as date)'
+    ) }}
+{% endmacro %}
+
+
+{% macro lookback_window_start_at() %}
+    {#- SQL timestamp expression: midnight (UTC) starting the window's first day. -#}
+    {{ return(
+        'cast(' ~ orangescrum.lookback_window_start() ~ ' as ' ~ dbt.type_timestamp() ~ ')'
     ) }}
 {% endmacro %}
 

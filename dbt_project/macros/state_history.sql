@@ -17,6 +17,20 @@
 {% endmacro %}
 
 
+
+{% macro version_number(partition_by, order_by) %}
+    {#-
+        SQL: the version's number within its entity, 1 for the first. On an incremental run
+        the first snapshot of an entity is its stored version open at the window start
+        (column continued_version_number, null on new snapshots), so numbering goes on from it.
+    -#}
+    (
+        row_number() over (partition by {{ partition_by }} order by {{ order_by }})
+        + coalesce(max(continued_version_number) over (partition by {{ partition_by }}), 1)
+        - 1
+    )
+{% endmacro %}
+
 {#
     Incremental runs of the state histories (DuckDB; BigQuery rebuilds them as tables).
 
@@ -31,8 +45,7 @@
 {% macro version_reaches_lookback_window() %}
     {#- Boolean SQL on a state history: the version is current or ends inside the window. -#}
     {{ return(
-        '(valid_to is null or valid_to >= cast('
-        ~ orangescrum.lookback_window_start() ~ ' as ' ~ dbt.type_timestamp() ~ '))'
+        '(valid_to is null or valid_to >= ' ~ orangescrum.lookback_window_start_at() ~ ')'
     ) }}
 {% endmacro %}
 
@@ -40,8 +53,8 @@
 {% macro version_open_at_window_start() %}
     {#- Boolean SQL: the version an entity was in when the window's first day began. -#}
     {{ return(
-        '(valid_from < cast(' ~ orangescrum.lookback_window_start() ~ ' as '
-        ~ dbt.type_timestamp() ~ ') and ' ~ orangescrum.version_reaches_lookback_window() ~ ')'
+        '(valid_from < ' ~ orangescrum.lookback_window_start_at() ~ ' and '
+        ~ orangescrum.version_reaches_lookback_window() ~ ')'
     ) }}
 {% endmacro %}
 

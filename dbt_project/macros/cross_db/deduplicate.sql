@@ -25,10 +25,10 @@
 {% macro duckdb__deduplicate(relation, key, order_by) %}
     {#-
         Duplicates are rare (Kafka redeliveries: ~1%), so they are found on the key column
-        alone and only their rows are ranked; the rest stream through in scan order. Ranking
-        every row sorted all of them with all their columns: twice the time at 10M events
-        (bench/dbt_scale.py), and the table lost the lake's day order, which keeps each day's
-        rows in few row groups for the incremental runs' deletes and scans.
+        alone and only their rows are ranked (by the default version); the rest stream
+        through in scan order. Ranking every row sorted all of them with all their columns:
+        twice the time at 10M events (bench/dbt_scale.py), and the table lost the lake's day
+        order, which keeps each day's rows in few row groups for the incremental runs.
     -#}
     with duplicated_keys as (
         select {{ key }}
@@ -46,17 +46,11 @@
         where duplicated_keys.{{ key }} = single_rows.{{ key }}
     )
     union all
-    select * from (
-        select
-            duplicated_rows.*,
-            row_number() over (
-                partition by {{ key }} order by {{ order_by }}
-            ) as key_rank
-        from {{ relation }} as duplicated_rows
-        where exists (
-            select 1 from duplicated_keys
-            where duplicated_keys.{{ key }} = duplicated_rows.{{ key }}
-        )
-    ) as ranked_rows
-    where key_rank = 1
+    {{ orangescrum.default__deduplicate(
+        '(select * from ' ~ relation ~ ' as duplicated_rows where exists ('
+        ~ 'select 1 from duplicated_keys where duplicated_keys.' ~ key
+        ~ ' = duplicated_rows.' ~ key ~ '))',
+        key,
+        order_by
+    ) }}
 {% endmacro %}

@@ -4,9 +4,7 @@
     or first close before the window start cannot change, since no event before it is
     re-read (and int_tasks_state_history rewrites every version from the window start on).
 -#}
-{%- set window_start =
-    'cast(' ~ orangescrum.lookback_window_start() ~ ' as ' ~ dbt.type_timestamp() ~ ')'
--%}
+{%- set window_start = orangescrum.lookback_window_start_at() -%}
 
 {{
     config(

@@ -120,13 +120,10 @@ versions as (
             {{ column }},
         {% endfor -%}
         event_timestamp as valid_from,
-        row_number()
-            over (
-                partition by task_id
-                order by event_timestamp, event_id
-            )
-        + coalesce(max(continued_version_number) over (partition by task_id), 1)
-        - 1 as version_number,
+        {{ orangescrum.version_number(
+            partition_by='task_id',
+            order_by='event_timestamp, event_id'
+        ) }} as version_number,
         coalesce(
             continued_previous_task_status,
             lag(task_status) over (

@@ -108,13 +108,10 @@ versions as (
             {{ column }},
         {% endfor -%}
         event_timestamp as valid_from,
-        row_number()
-            over (
-                partition by user_id
-                order by event_timestamp, event_id
-            )
-        + coalesce(max(continued_version_number) over (partition by user_id), 1)
-        - 1 as version_number,
+        {{ orangescrum.version_number(
+            partition_by='user_id',
+            order_by='event_timestamp, event_id'
+        ) }} as version_number,
         lead(event_timestamp) over (
             partition by user_id
             order by event_timestamp, event_id
