@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass, field
+from datetime import date
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -38,6 +39,7 @@ class DemoOptions:
     late_rate: float = 0.02
     duplicate_rate: float = 0.01
     bad_per_kind: int = 2
+    start_date: date | None = None  # None: the `days` days ending yesterday (UTC)
 
 
 @dataclass
@@ -101,6 +103,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             seed=options.seed,
             companies=options.companies,
             days=options.days,
+            start_date=options.start_date,
             late_rate=options.late_rate,
             duplicate_rate=options.duplicate_rate,
         )

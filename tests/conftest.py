@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,16 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 # Tests must not pick up a developer's .env or exported ORANGESCRUM_* overrides.
 for _name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:
     del os.environ[_name]
+
+
+def last_weeks_monday() -> date:
+    """Start of a history that goes through Kafka and Spark: Monday of last week.
+
+    Up to five days from it are working days (busy, so rates such as redelivery show up),
+    all before today, and well inside the stream's event-age window, whatever today is.
+    """
+    today = datetime.now(UTC).date()
+    return today - timedelta(days=today.weekday() + 7)
 
 
 @pytest.fixture(scope="session")

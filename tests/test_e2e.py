@@ -8,12 +8,22 @@ from rich.console import Console
 
 from orangescrum.demo import DemoOptions, run_demo
 from orangescrum.pipeline import model_schema
+from tests.conftest import last_weeks_monday
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_every_produced_event_reaches_fact_activities_exactly_once(settings) -> None:
-    options = DemoOptions(days=2, companies=1, seed=7, bad_per_kind=1)
+    # Two working days of one company are ~300 events: at 5% some are redelivered (the
+    # chance of none is below 1e-6), which the assertion below checks.
+    options = DemoOptions(
+        days=2,
+        companies=1,
+        seed=7,
+        bad_per_kind=1,
+        duplicate_rate=0.05,
+        start_date=last_weeks_monday(),
+    )
     result = run_demo(settings, options, Console(quiet=True))
 
     assert result.problems == []
@@ -35,7 +45,9 @@ def test_every_produced_event_reaches_fact_activities_exactly_once(settings) -> 
 
 
 def test_demo_twice_gives_the_same_counts(settings) -> None:
-    options = DemoOptions(days=1, companies=1, seed=11, bad_per_kind=0)
+    options = DemoOptions(
+        days=1, companies=1, seed=11, bad_per_kind=0, start_date=last_weeks_monday()
+    )
     first = run_demo(settings, options, Console(quiet=True))
     second = run_demo(settings, options, Console(quiet=True))
     assert second.warehouse == first.warehouse

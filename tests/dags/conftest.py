@@ -173,6 +173,7 @@ def pipeline(broker, spark, manifest: Path, tmp_path_factory: pytest.TempPathFac
     from ingestion.simulator import SimulationConfig
     from ingestion.topics import create_topics
     from orangescrum.pipeline import produce_history
+    from tests.conftest import last_weeks_monday
 
     data_dir = tmp_path_factory.mktemp("pipeline")
     env = {
@@ -188,7 +189,9 @@ def pipeline(broker, spark, manifest: Path, tmp_path_factory: pytest.TempPathFac
     create_topics(settings)
     report = produce_history(
         settings,
-        SimulationConfig(seed=5, companies=1, days=2, duplicate_rate=0.02),
+        SimulationConfig(
+            seed=5, companies=1, days=2, start_date=last_weeks_monday(), duplicate_rate=0.02
+        ),
         dict.fromkeys(BAD_KINDS, 1),
     )
     pipeline.produced_events = report.events

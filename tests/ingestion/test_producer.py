@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import date
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -22,7 +23,15 @@ from ingestion.simulator import SimulationConfig, simulate_history
 from ingestion.topics import create_topics
 from orangescrum.pipeline import event_serializer, produce_history, produce_live
 
-HISTORY = SimulationConfig(seed=3, companies=1, days=14, duplicate_rate=0.02, late_rate=0.05)
+# A fixed start: the fortnight must contain every event type, whatever today is.
+HISTORY = SimulationConfig(
+    seed=3,
+    companies=1,
+    days=14,
+    start_date=date(2024, 3, 4),
+    duplicate_rate=0.02,
+    late_rate=0.05,
+)
 
 
 def read_topic(settings, topic: str) -> list:

@@ -90,12 +90,25 @@ def test_default_config_volume() -> None:
     assert 1_000 <= count <= 3_000  # a laptop-sized demo history
 
 
-def test_default_start_is_the_days_before_today() -> None:
-    before = datetime.datetime.now(UTC).date()
-    records = [d.record for d in simulate_history(SimulationConfig(days=1, companies=1))]
-    after = datetime.datetime.now(UTC).date()  # the run may straddle midnight
-    days = {r["event_timestamp"].date() + datetime.timedelta(days=1) for r in records}
-    assert days in ({before}, {after})
+def test_default_start_is_the_days_before_today(time_machine) -> None:
+    time_machine.move_to(datetime.datetime(2031, 7, 15, 23, 59, tzinfo=UTC), tick=False)
+    records = [d.record for d in simulate_history(SimulationConfig(days=2, companies=1))]
+    days = {r["event_timestamp"].date() for r in records}
+    assert days == {datetime.date(2031, 7, 13), datetime.date(2031, 7, 14)}
+
+
+@pytest.mark.parametrize("config", [SMALL, dataclasses.replace(SMALL, days=3, companies=3)])
+def test_a_start_date_makes_the_history_independent_of_the_clock(
+    config: SimulationConfig, time_machine
+) -> None:
+    # Two clocks 400 days apart, one on the far side of the date line: the history is a
+    # function of the seed, the start date and the options alone.
+    time_machine.move_to(datetime.datetime(2025, 1, 1, 12, tzinfo=UTC), tick=False)
+    first = list(simulate_history(config))
+    time_machine.move_to(datetime.datetime(2026, 2, 5, 23, 30, tzinfo=UTC), tick=False)
+    second = list(simulate_history(config))
+    assert first == second
+    assert len(first) > 100
 
 
 @pytest.mark.parametrize(
