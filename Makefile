@@ -14,7 +14,7 @@ BQEMU_VENV ?= .venv-bqemu
 BQEMU_REQUIREMENT := crucible-emulator[server]==0.1.0a2
 BQEMU_STAMP := $(BQEMU_VENV)/.installed
 
-.PHONY: help setup demo test test-fast lint docs lock lock-bqemu clean
+.PHONY: help setup demo test test-fast test-random lint docs lock lock-bqemu clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,9 +51,16 @@ test: setup  ## run the whole test suite (what CI runs)
 test-fast: setup  ## the tests that take seconds (no Spark/dbt/broker end to end)
 	$(BIN)/pytest -m "not slow"
 
+test-random: setup  ## the whole suite in a random order (pytest-randomly; prints the seed)
+	$(BIN)/pytest -p randomly
+
+# sqlfluff's dbt templater opens the dev warehouse: give it the absolute path of the default
+# one, so the profile does not resolve it from whatever directory sqlfluff runs in.
+lint: export ORANGESCRUM_DUCKDB_PATH ?= $(CURDIR)/.orangescrum/warehouse.duckdb
 lint: setup  ## ruff + sqlfluff
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
-	cd dbt_project && ../$(BIN)/sqlfluff lint models
+	mkdir -p "$$(dirname "$$ORANGESCRUM_DUCKDB_PATH")"
+	$(BIN)/sqlfluff lint dbt_project/models
 
 docs: setup  ## build the dbt docs catalog and serve it on http://127.0.0.1:8081
 	$(BIN)/orangescrum dbt docs generate

@@ -15,6 +15,9 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from orangescrum import airflow_support as support
 
+# The same defaults as `orangescrum maintenance archive|cleanup`: both read the settings.
+_settings = support.load_settings()
+
 
 @dag(
     dag_id="orangescrum_maintenance",
@@ -22,8 +25,15 @@ from orangescrum import airflow_support as support
     dagrun_timeout=timedelta(hours=1),
     doc_md=__doc__,
     params={
-        "raw_retention_days": Param(30, type="integer", minimum=0, description="Days of raw kept"),
-        "cleanup_after_days": Param(14, type="integer", minimum=1, description="Metrics/log age"),
+        "raw_retention_days": Param(
+            _settings.raw_retention_days, type="integer", minimum=0, description="Days of raw kept"
+        ),
+        "cleanup_after_days": Param(
+            _settings.metrics_retention_days,
+            type="integer",
+            minimum=1,
+            description="Age of metrics, logs and stale checkpoints removed",
+        ),
     },
     **support.dag_kwargs(tags=("maintenance", "lake"), max_active_tasks=1),
 )

@@ -45,7 +45,6 @@ DBT_PROFILE_NAME = "orangescrum"
 MANIFEST_ENV = "ORANGESCRUM_DBT_MANIFEST_PATH"
 SELECT_ENV = "ORANGESCRUM_DBT_SELECT"
 ALERT_EMAIL_ENV = "ORANGESCRUM_ALERT_EMAIL"
-DEFAULT_MANIFEST = REPO_ROOT / "dbt_project" / "target" / "manifest.json"
 DAGS_FOLDER = REPO_ROOT / "dags"
 
 OWNER = "data-platform"
@@ -77,8 +76,7 @@ def load_settings() -> Settings:
 
 def manifest_path() -> Path:
     """Where the prebuilt dbt manifest is read from (ORANGESCRUM_DBT_MANIFEST_PATH)."""
-    configured = load_settings().dbt_manifest_path.strip()
-    return Path(configured).expanduser().resolve() if configured else DEFAULT_MANIFEST
+    return load_settings().dbt_manifest_file
 
 
 def require_manifest(path: Path) -> Path:

@@ -11,20 +11,23 @@ import logging
 import signal
 import sys
 import time
-from enum import StrEnum
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import click
 import typer
+from avro.errors import AvroException
 from rich.console import Console
+from typer._click import exceptions as typer_click
 
+from ingestion.compatibility import CompatibilityMode
 from orangescrum.cli_airflow import airflow_app
 from orangescrum.cli_dashboard import dashboard
 from orangescrum.cli_lake import batch_app, maintenance_app
 from orangescrum.errors import OrangeScrumError
 from orangescrum.logs import configure_logging
-from orangescrum.settings import Settings, env_example
+from orangescrum.settings import LogFormat, Settings, effective_values, env_example
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -60,21 +63,34 @@ app.add_typer(airflow_app, name="airflow")
 app.command()(dashboard)
 
 
-class LogFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
+# History start: a calendar date, so the same seed and start date give the same events whenever
+# the command runs; without it the history ends yesterday (UTC).
+StartDate = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        help="First simulated day (YYYY-MM-DD, UTC). Default: the --days days ending yesterday.",
+    ),
+]
+
+
+def _as_date(moment: datetime | None) -> date | None:
+    return moment.date() if moment is not None else None
 
 
 @app.callback()
 def global_options(
     log_level: Annotated[
-        str, typer.Option(envvar="ORANGESCRUM_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR.")
-    ] = "INFO",
+        str | None,
+        typer.Option(help="DEBUG, INFO, WARNING, ERROR. Default: ORANGESCRUM_LOG_LEVEL."),
+    ] = None,
     log_format: Annotated[
-        LogFormat, typer.Option(envvar="ORANGESCRUM_LOG_FORMAT", help="text or json lines.")
-    ] = LogFormat.TEXT,
+        LogFormat | None,
+        typer.Option(help="text or json lines. Default: ORANGESCRUM_LOG_FORMAT."),
+    ] = None,
 ) -> None:
-    configure_logging(log_level, log_format.value)
+    settings = load_settings()
+    configure_logging(log_level or settings.log_level, (log_format or settings.log_format).value)
 
 
 def load_settings() -> Settings:
@@ -93,6 +109,7 @@ def demo(
     bad_per_kind: Annotated[
         int, typer.Option(min=0, help="Bad messages of each kind to mix in.")
     ] = 2,
+    start_date: StartDate = None,
 ) -> None:
     """Run the whole pipeline on the embedded stack and print reconciled counts."""
     from orangescrum.demo import DemoOptions, run_demo
@@ -100,7 +117,13 @@ def demo(
     started = time.monotonic()
     run_demo(
         load_settings(),
-        DemoOptions(days=days, seed=seed, companies=companies, bad_per_kind=bad_per_kind),
+        DemoOptions(
+            days=days,
+            seed=seed,
+            companies=companies,
+            bad_per_kind=bad_per_kind,
+            start_date=_as_date(start_date),
+        ),
         console,
     )
     console.print(f"demo finished in {time.monotonic() - started:.0f}s")
@@ -109,7 +132,9 @@ def demo(
 # --- broker -------------------------------------------------------------------------------------
 @broker_app.command("start")
 def broker_start(
-    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 9092,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port to listen on (127.0.0.1).")
+    ] = 9092,
 ) -> None:
     """Run the embedded broker in the foreground until Ctrl-C (its data lives in memory)."""
     from orangescrum.broker import LocalBroker
@@ -144,7 +169,7 @@ def topics_create() -> None:
 # --- simulate -----------------------------------------------------------------------------------
 @simulate_app.command("history")
 def simulate_history_command(
-    days: Annotated[int, typer.Option(min=1, help="Days of history, ending yesterday.")] = 3,
+    days: Annotated[int, typer.Option(min=1, help="Days of history.")] = 3,
     companies: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[int, typer.Option()] = 42,
     late_rate: Annotated[float, typer.Option(min=0, max=1, help="Share delivered late.")] = 0.02,
@@ -152,6 +177,7 @@ def simulate_history_command(
         float, typer.Option(min=0, max=1, help="Share delivered twice.")
     ] = 0.01,
     bad_per_kind: Annotated[int, typer.Option(min=0, help="Bad messages of each kind.")] = 0,
+    start_date: StartDate = None,
 ) -> None:
     """Produce a deterministic OrangeScrum history to the events topic."""
     from ingestion.faults import BAD_KINDS
@@ -164,6 +190,7 @@ def simulate_history_command(
         seed=seed,
         companies=companies,
         days=days,
+        start_date=_as_date(start_date),
         late_rate=late_rate,
         duplicate_rate=duplicate_rate,
     )
@@ -275,18 +302,15 @@ def schema_check(
         ),
     ] = None,
     mode: Annotated[
-        str | None, typer.Option(help="backward, forward or full (default: registry.json's).")
+        CompatibilityMode | None,
+        typer.Option(case_sensitive=False, help="Default: the mode in registry.json."),
     ] = None,
 ) -> None:
     """Check every shipped schema version (or a candidate) against its predecessor."""
-    from ingestion.compatibility import CompatibilityMode, compatibility_problems, registry_mode
+    from ingestion.compatibility import compatibility_problems, registry_mode
     from ingestion.schema import SCHEMA_DIR, available_versions, load_schema_text
 
-    chosen = (
-        CompatibilityMode(mode)
-        if mode
-        else registry_mode((SCHEMA_DIR / "registry.json").read_text())
-    )
+    chosen = mode or registry_mode((SCHEMA_DIR / "registry.json").read_text())
     versions = available_versions()
     pairs = [
         (f"v{old}", load_schema_text(old), f"v{new}", load_schema_text(new))
@@ -303,7 +327,14 @@ def schema_check(
         ]
     failures = 0
     for old_name, old_text, new_name, new_text in pairs:
-        problems = compatibility_problems(old_text, new_text, chosen)
+        try:
+            problems = compatibility_problems(old_text, new_text, chosen)
+        except (ValueError, AvroException) as error:
+            # Avro's parse errors subclass neither; a broken file is the user's to fix.
+            raise OrangeScrumError(
+                f"{new_name} is not a valid Avro record schema ({error}): fix the file and "
+                "run the check again"
+            ) from None
         status = "compatible" if not problems else "INCOMPATIBLE"
         console.print(f"{old_name} -> {new_name} ({chosen.value}): {status}")
         for problem in problems:
@@ -359,9 +390,9 @@ def spark_cluster(
 # --- config -------------------------------------------------------------------------------------
 @config_app.command("show")
 def config_show() -> None:
-    """Print the effective settings (secrets masked)."""
-    for name, value in load_settings().model_dump().items():
-        console.print(f"ORANGESCRUM_{name.upper()}={value}")
+    """Print every setting as in effect (derived defaults resolved, secrets masked)."""
+    for name, value in effective_values(load_settings()).items():
+        sys.stdout.write(f"ORANGESCRUM_{name.upper()}={value}\n")
 
 
 @config_app.command("env-example")
@@ -381,12 +412,13 @@ def main() -> None:
         # Without standalone mode typer returns Ctrl-C's exit code instead of raising.
         exit_code = app(standalone_mode=False)
     except OrangeScrumError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         sys.exit(1)
-    except click.ClickException as error:
+    except (click.ClickException, typer_click.ClickException) as error:
+        # typer parses options with its own bundled click, whose errors are not click's.
         error.show()
-        sys.exit(error.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+        sys.exit(1)
+    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
         exit_code = 130
     if exit_code == 130:
         console.print("interrupted")

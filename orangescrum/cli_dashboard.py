@@ -58,11 +58,14 @@ def streamlit_command(port: int) -> list[str]:
 
 def dashboard(
     port: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=1, max=65535, envvar="ORANGESCRUM_DASHBOARD_PORT", help="Port on 127.0.0.1."
+            min=1,
+            max=65535,
+            help="Port on 127.0.0.1. Default: ORANGESCRUM_DASHBOARD_PORT (8501).",
+            show_default=False,
         ),
-    ] = 8501,
+    ] = None,
 ) -> None:
     """Serve the activity dashboard on http://127.0.0.1:8501 (reads the DuckDB marts).
 
@@ -72,6 +75,7 @@ def dashboard(
     from orangescrum.dashboard.queries import require_warehouse
 
     settings = _settings()
+    port = port or settings.dashboard_port
     require_warehouse(settings.duckdb_file)
     if not port_is_free(port):
         raise OrangeScrumError(

@@ -66,13 +66,13 @@ def compact(
         ),
     ] = None,
     rows_per_file: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            envvar="ORANGESCRUM_COMPACTION_ROWS_PER_FILE",
-            help="Target rows per output file (fewer, larger files above ~1M rows).",
+            help="Target rows per output file. Default: ORANGESCRUM_COMPACTION_ROWS_PER_FILE.",
+            show_default=False,
         ),
-    ] = 1_000_000,
+    ] = None,
 ) -> None:
     """Compact one raw day into processed/: deduplicated by event_id, few large files."""
     from spark.compaction import compact_day, raw_files_for_day
@@ -90,7 +90,12 @@ def compact(
         spark = build_session(settings, "orangescrum-compact")
     try:
         with console.status(f"compacting {target.isoformat()}"):
-            result = compact_day(spark, settings, target, rows_per_file=rows_per_file)
+            result = compact_day(
+                spark,
+                settings,
+                target,
+                rows_per_file=rows_per_file or settings.compaction_rows_per_file,
+            )
     finally:
         spark.stop()
     console.print(
@@ -105,13 +110,14 @@ def compact(
 @maintenance_app.command("archive")
 def archive(
     older_than: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
-            envvar="ORANGESCRUM_RAW_RETENTION_DAYS",
-            help="Archive raw days more than this many days old (today and yesterday never).",
+            help="Archive raw days more than this many days old (today and yesterday never). "
+            "Default: ORANGESCRUM_RAW_RETENTION_DAYS.",
+            show_default=False,
         ),
-    ] = 30,
+    ] = None,
     as_of: Annotated[
         datetime | None,
         typer.Option(
@@ -128,6 +134,7 @@ def archive(
     from spark.maintenance import archive_decisions, archive_raw
 
     console, settings = _cli()
+    older_than = settings.raw_retention_days if older_than is None else older_than
     today = _day(as_of, today_utc())
     decisions = archive_decisions(settings, older_than, today)
     table = Table("event_date", "action", "why", title=f"raw days as of {today.isoformat()}")
@@ -203,18 +210,20 @@ def dlq_report(
 @maintenance_app.command("cleanup")
 def cleanup(
     older_than: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            envvar="ORANGESCRUM_METRICS_RETENTION_DAYS",
-            help="Delete streaming metrics files and local logs older than this many days.",
+            help="Delete streaming metrics, local logs and stale checkpoints older than this "
+            "many days. Default: ORANGESCRUM_METRICS_RETENTION_DAYS.",
+            show_default=False,
         ),
-    ] = 90,
+    ] = None,
 ) -> None:
     """Prune old streaming metrics (lake) and log files (local)."""
     from spark.maintenance import cleanup_old_logs, cleanup_old_metrics
 
     console, settings = _cli()
+    older_than = older_than or settings.metrics_retention_days
     now = datetime.now(UTC)
     metrics = cleanup_old_metrics(settings, older_than, now)
     logs = cleanup_old_logs(settings, older_than, now)

@@ -23,6 +23,11 @@ class SparkSource(StrEnum):
     NATIVE = "native"  # Spark's own `kafka` source; needs the spark-sql-kafka jars on the cluster
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"  # for people
+    JSON = "json"  # one JSON document a line, for log shippers
+
+
 class WarehouseTarget(StrEnum):
     DEV = "dev"  # DuckDB file
     PROD = "prod"  # BigQuery
@@ -38,6 +43,8 @@ class Settings(BaseSettings):
         default=Path(".orangescrum"),
         description="Working folder for local state (lake, checkpoints, warehouse, logs).",
     )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: LogFormat = Field(default=LogFormat.TEXT, description="text or json (lines).")
 
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
@@ -92,8 +99,28 @@ class Settings(BaseSettings):
         default=60, ge=0, description="Events further in the future are dead-lettered."
     )
 
+    # --- lake upkeep -------------------------------------------------------------------------
+    compaction_rows_per_file: int = Field(
+        default=1_000_000, ge=1, description="Target rows per file of a compacted (processed) day."
+    )
+    raw_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="Raw days older than this (with a processed copy) move to archive/.",
+    )
+    metrics_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="Streaming metrics, local logs and stale checkpoints older than this go.",
+    )
+
     # --- warehouse / dbt ---------------------------------------------------------------------
     dbt_target: WarehouseTarget = WarehouseTarget.DEV
+    dbt_threads: int = Field(
+        default=4,
+        ge=1,
+        description="dbt threads. On DuckDB 1-4: it parallelises inside each query already.",
+    )
     duckdb_path: str = Field(default="", description="Empty: <data_dir>/warehouse.duckdb.")
     gcp_project: str = ""
     bigquery_dataset: str = "orangescrum_dw"
@@ -122,6 +149,11 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated recipients of DAG success/failure mails (Airflow SMTP "
         "settings); empty = a log line per notification.",
+    )
+
+    # --- local services ----------------------------------------------------------------------
+    dashboard_port: int = Field(
+        default=8501, ge=1, le=65535, description="Port of `orangescrum dashboard` (127.0.0.1)."
     )
 
     @model_validator(mode="after")
@@ -186,6 +218,14 @@ class Settings(BaseSettings):
         return REPO_ROOT / "dbt_project"
 
     @property
+    def dbt_manifest_file(self) -> Path:
+        """The manifest Airflow renders the dbt DAG from."""
+        configured = self.dbt_manifest_path.strip()
+        if configured:
+            return Path(configured).expanduser().resolve()
+        return self.dbt_project_dir / "target" / "manifest.json"
+
+    @property
     def dbt_profiles_dir(self) -> Path:
         return REPO_ROOT / "profiles"
 
@@ -218,8 +258,28 @@ class Settings(BaseSettings):
             "ORANGESCRUM_BIGQUERY_API_ENDPOINT": self.bigquery_api_endpoint,
             "ORANGESCRUM_BIGQUERY_TOKEN": self.bigquery_token.get_secret_value(),
             "ORANGESCRUM_DBT_TARGET": self.dbt_target.value,
+            "ORANGESCRUM_DBT_THREADS": str(self.dbt_threads),
             "DBT_PROFILES_DIR": str(self.dbt_profiles_dir),
         } | ({"ORANGESCRUM_BIGQUERY_METHOD": self.bigquery_method} if self.bigquery_method else {})
+
+
+def effective_values(settings: Settings) -> dict[str, str]:
+    """Every setting as it is in effect: an empty default shows what it resolves to."""
+    values = {
+        name: (value.value if isinstance(value, StrEnum) else str(value))
+        for name, value in settings.model_dump().items()
+    }
+    values |= {
+        "lake_uri": settings.lake_root,
+        "checkpoint_dir": settings.checkpoint_root,
+        "duckdb_path": str(settings.duckdb_file),
+        "dbt_manifest_path": str(settings.dbt_manifest_file),
+        "schema_registry_url": settings.schema_registry_url
+        or f"(file-backed: {REPO_ROOT / 'ingestion' / 'schemas' / 'registry.json'})",
+        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers
+        or "(none: commands that need a broker start the local one)",
+    }
+    return values
 
 
 def env_example() -> str:

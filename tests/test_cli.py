@@ -88,3 +88,32 @@ def test_make_refuses_a_python_that_is_not_3_11(tmp_path) -> None:
     assert result.returncode != 0
     assert "needs Python 3.11" in result.stdout + result.stderr
     assert not (tmp_path / "venv").exists()  # nothing half-made left behind
+
+
+BROKEN_SCHEMA = '{"type": "record", "name": "Broken", "fields": [{"name": "no_type"}]}'
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["simulate", "history", "--days", "-1"], "'--days'"),
+        (["simulate", "live", "--rate", "abc"], "'--rate'"),
+        (["simulate", "history", "--late-rate", "2.0"], "'--late-rate'"),
+        (["simulate", "history", "--start-date", "29/11/2026"], "'--start-date'"),
+        (["broker", "start", "--port", "70000"], "'--port'"),
+        (["schema", "check", "--mode", "sideways"], "'--mode'"),
+        (["no-such-command"], "'no-such-command'"),
+        (["schema", "check", "--candidate", "{broken}"], "broken.avsc"),
+    ],
+)
+def test_bad_input_is_one_sentence_without_a_traceback(
+    tmp_path, args: list[str], named: str
+) -> None:
+    broken = tmp_path / "broken.avsc"
+    broken.write_text(BROKEN_SCHEMA)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ORANGESCRUM_DATA_DIR": str(tmp_path)}
+    result = orangescrum(*[arg.format(broken=broken) for arg in args], env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert named in last_line

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import pytest
 
 from orangescrum import REPO_ROOT
@@ -38,3 +42,38 @@ def test_production_values_come_from_the_environment(monkeypatch, tmp_path) -> N
 def test_invalid_values_are_rejected(tmp_path) -> None:
     with pytest.raises(ValueError, match="topic_partitions"):
         Settings(data_dir=tmp_path, topic_partitions=0, _env_file=None)
+
+
+def test_config_show_prints_values_in_effect(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "orangescrum", "config", "show"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ORANGESCRUM_DATA_DIR": str(tmp_path)},
+    )
+    shown = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert shown["ORANGESCRUM_DUCKDB_PATH"] == str(tmp_path / "warehouse.duckdb")
+    assert shown["ORANGESCRUM_LAKE_URI"] == str(tmp_path / "lake")
+    assert shown["ORANGESCRUM_CHECKPOINT_DIR"] == str(tmp_path / "checkpoints")
+    assert shown["ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS"].startswith("(none: ")
+    assert shown["ORANGESCRUM_DASHBOARD_PORT"] == "8501"
+    # config show and .env.example name the same settings.
+    example = [line.split("=")[0] for line in env_example().splitlines() if "=" in line]
+    assert list(shown) == [name for name in example if not name.startswith("#")]
+
+
+def test_every_variable_the_cli_advertises_is_a_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "orangescrum", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
+    advertised = set(re.findall(r"ORANGESCRUM_[A-Z_]+", result.stdout))
+    assert advertised >= {"ORANGESCRUM_LOG_LEVEL", "ORANGESCRUM_LOG_FORMAT"}
+    for variable in advertised:
+        assert variable.removeprefix("ORANGESCRUM_").lower() in Settings.model_fields
