@@ -30,6 +30,8 @@ $(STAMP): requirements.in requirements.lock pyproject.toml
 	@$(BIN)/pip install $(PIP_QUIET) --upgrade pip > $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
 	@$(BIN)/pip install $(PIP_QUIET) -r requirements.in -c requirements.lock >> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "Dependency install failed; full log: $(VENV)/install.log"; exit 1; }
 	@$(BIN)/pip install $(PIP_QUIET) --no-deps -e . >> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
+	@echo "Fetching the JVM jars (Apache Kafka, Spark's Kafka and Avro connectors) from Maven Central..."
+	@$(BIN)/orangescrum jars fetch
 	@touch $@
 	@echo "Environment ready: $(VENV)"
 
@@ -42,7 +44,7 @@ $(BQEMU_STAMP): requirements-bqemu.lock
 	@touch $@
 	@echo "BigQuery emulator ready: $(BQEMU_VENV)"
 
-demo: setup  ## run the whole pipeline on the embedded stack and print reconciled counts
+demo: setup  ## run the whole pipeline on the local stack and print reconciled counts
 	$(BIN)/orangescrum demo
 
 test: setup  ## run the whole test suite (what CI runs)

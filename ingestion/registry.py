@@ -28,6 +28,10 @@ class SchemaRegistry(Protocol):
         """Writer schema for an id; raises UnknownSchemaError."""
         ...
 
+    def subject_schemas(self, subject: str) -> dict[int, str]:
+        """Every schema registered under subject: id -> schema text (empty if none)."""
+        ...
+
 
 def _canonical(schema_text: str) -> str:
     return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
@@ -61,6 +65,10 @@ class FileSchemaRegistry:
         except KeyError:
             raise UnknownSchemaError(f"no schema with id {schema_id}") from None
 
+    def subject_schemas(self, subject: str) -> dict[int, str]:
+        ids = self._ids_by_subject.get(subject, {}).values()
+        return {schema_id: self._by_id[schema_id] for schema_id in sorted(ids)}
+
 
 class ConfluentSchemaRegistry:
     """A Confluent-compatible registry over HTTP (Confluent, Karapace, Redpanda, Apicurio)."""
@@ -88,6 +96,18 @@ class ConfluentSchemaRegistry:
             if error.http_status_code == 404:
                 raise UnknownSchemaError(f"no schema with id {schema_id}") from error
             raise
+
+    def subject_schemas(self, subject: str) -> dict[int, str]:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        try:
+            versions = self._client.get_versions(subject)
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                return {}
+            raise
+        registered = [self._client.get_version(subject, version) for version in versions]
+        return {item.schema_id: item.schema.schema_str for item in registered}
 
 
 @cache

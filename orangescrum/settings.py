@@ -1,7 +1,7 @@
 """Every knob of the platform, read once from environment variables.
 
 Each field maps to ``ORANGESCRUM_<FIELD_NAME>`` (upper case); ``.env.example`` lists them all with
-their defaults. Defaults describe the embedded local stack: a local broker, a Parquet lake in a
+their defaults. Defaults describe the local stack: a local Apache Kafka broker, a Parquet lake in a
 folder and a DuckDB warehouse file, so nothing needs to be set to run the demo.
 """
 
@@ -14,13 +14,6 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orangescrum import REPO_ROOT
-
-
-class SparkSource(StrEnum):
-    """Where the stream reads Kafka from."""
-
-    PYTHON = "python"  # Spark 4 Python data source over confluent-kafka (no jars needed)
-    NATIVE = "native"  # Spark's own `kafka` source; needs the spark-sql-kafka jars on the cluster
 
 
 class LogFormat(StrEnum):
@@ -49,8 +42,8 @@ class Settings(BaseSettings):
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
         default="",
-        description="host:port list of the brokers. Empty: commands that need a broker start "
-        "the embedded one (Tansu) for their own lifetime.",
+        description="host:port list of the brokers. Empty: `orangescrum demo` starts the local "
+        "Apache Kafka broker for its own run; other commands ask for it.",
     )
     kafka_security_protocol: str = Field(
         default="PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL"
@@ -63,6 +56,20 @@ class Settings(BaseSettings):
     topic_dead_letter: str = "events-dlq"
     topic_partitions: int = Field(default=3, ge=1, description="Partitions of new topics.")
     topic_retention_days: int = Field(default=7, ge=1)
+    topic_replication_factor: int = Field(
+        default=-1, description="Replicas of new topics; -1 = the cluster's default."
+    )
+    kafka_outage_tolerance_seconds: int = Field(
+        default=120,
+        ge=1,
+        description="How long the stream keeps retrying an unreachable broker before it stops "
+        "with an error (offsets stay in its checkpoint).",
+    )
+    jar_cache_dir: Path = Field(
+        default=Path("~/.cache/orangescrum/ivy"),
+        description="Ivy cache of the JVM jars (Kafka broker, Spark connectors) from Maven "
+        "Central; `orangescrum jars fetch` fills it.",
+    )
 
     # --- schema registry ---------------------------------------------------------------------
     schema_registry_url: str = Field(
@@ -86,7 +93,6 @@ class Settings(BaseSettings):
 
     # --- Spark -------------------------------------------------------------------------------
     spark_master: str = Field(default="local[*]", description="local[*], spark://host:7077, yarn")
-    spark_source: SparkSource = SparkSource.PYTHON
     checkpoint_dir: str = Field(default="", description="Empty: <data_dir>/checkpoints.")
     max_events_per_batch: int = Field(
         default=100_000, ge=1, description="Upper bound of Kafka records per micro-batch."
@@ -160,6 +166,7 @@ class Settings(BaseSettings):
     def _absolute_data_dir(self) -> Settings:
         # Spark, dbt and DuckDB run in other working directories: relative paths would drift.
         object.__setattr__(self, "data_dir", self.data_dir.expanduser().resolve())
+        object.__setattr__(self, "jar_cache_dir", self.jar_cache_dir.expanduser().resolve())
         return self
 
     # --- derived locations -------------------------------------------------------------------
@@ -208,6 +215,11 @@ class Settings(BaseSettings):
             if self.duckdb_path
             else (self.data_dir / "warehouse.duckdb")
         )
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        """Log dirs, cluster id and ports of the local Kafka broker(s)."""
+        return self.data_dir / "kafka"
 
     @property
     def log_dir(self) -> Path:

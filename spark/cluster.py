@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 
 from orangescrum.errors import OrangeScrumError
+from orangescrum.jars import java
 from orangescrum.processes import HOST, ManagedService, free_port, stop_process
-from spark.session import require_java
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class LocalSparkCluster(ManagedService):
             return 0
 
     def start(self, timeout_seconds: float = 90) -> LocalSparkCluster:
-        require_java()
+        java()
         self._launch(
             "master",
             "org.apache.spark.deploy.master.Master",

@@ -1,9 +1,11 @@
-"""Decode Kafka records and land them in the lake, exactly once per micro-batch.
+"""Land decoded Kafka records in the lake, exactly once per micro-batch.
 
-Each Spark task writes its own files, named by (landing id, batch id, task partition). When
-Spark replays a micro-batch after a crash it plans the same offset ranges into the same task
-partitions, so the replay overwrites exactly the files of the failed attempt: plain Parquet
-readers (DuckDB, BigQuery external tables) never see a row twice, and none is lost.
+The rows arrive decoded and judged by spark/decode.py (in the JVM). Each Spark task writes
+its rows to files named by (landing id, batch id, Kafka partition): when Spark replays a
+micro-batch after a crash it reads the same offset ranges from its offset log, so the
+replay overwrites exactly the files of the failed attempt. Plain Parquet readers (DuckDB,
+BigQuery external tables) never see a row twice, and none is lost. The files are written
+with pyarrow, which reaches a local folder and gs:// alike.
 """
 
 from __future__ import annotations
@@ -12,17 +14,15 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingestion.registry import registry_for
 from ingestion.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
-from ingestion.serde import DecodeError, EventDeserializer
-from ingestion.validation import EventTimeWindow, validate_event
 from orangescrum.lake import lake_filesystem, write_parquet_atomically
+from spark.decode import REASON
 
 SUMMARY_SCHEMA = pa.schema(
     [
@@ -38,140 +38,90 @@ LANDED = "landed"
 
 @dataclass(frozen=True)
 class LandingConfig:
-    """Everything a Spark task needs to decode and land records (pickled to executors)."""
+    """Everything a Spark task needs to land rows (pickled to executors)."""
 
     lake_root: str
     landing_id: str
-    reader_schema_text: str
     gcs_endpoint: str = ""
-    registry_url: str = ""
-    registry_auth: str = ""
-    max_event_age_days: int = 365
-    max_event_future_minutes: int = 60
     dead_letter_topic: str = ""
     kafka_producer_config: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def events_dir(self) -> str:
-        return f"{self.lake_root}/raw/events"
-
-    @property
-    def dead_letter_dir(self) -> str:
-        return f"{self.lake_root}/raw/_dead_letter"
-
-    def time_window(self) -> EventTimeWindow:
-        return EventTimeWindow(
-            max_age=timedelta(days=self.max_event_age_days),
-            max_future=timedelta(minutes=self.max_event_future_minutes),
-        )
-
 
 @dataclass
-class DecodedBatch:
+class LandedBatch:
     events: pa.Table
     dead_letters: pa.Table
 
 
-def decode_records(
-    raw: pa.Table,
-    deserializer: EventDeserializer,
-    window: EventTimeWindow,
-    ingested_at: datetime,
-) -> DecodedBatch:
-    """Split raw Kafka rows into contract-valid events and dead letters with a reason.
-
-    Pure: the result depends only on the inputs. Event age is judged against the Kafka record
-    timestamp (when it was sent), not the wall clock, so a replayed batch decides the same way.
-    """
-    events: list[dict[str, Any]] = []
-    dead: list[dict[str, Any]] = []
-    for row in raw.to_pylist():
-        kafka_columns = {
-            "kafka_topic": row["topic"],
-            "kafka_partition": row["partition"],
-            "kafka_offset": row["offset"],
-            "kafka_timestamp": row["timestamp"],
-            "ingested_at": ingested_at,
-        }
-        schema_id = None
-        record: dict[str, Any] = {}
-        try:
-            schema_id, record = deserializer.deserialize(row["value"])
-            validate_event(record, row["key"], row["timestamp"] or ingested_at, window)
-        except DecodeError as error:
-            dead.append(
-                {
-                    "reason": error.reason,
-                    "error_detail": error.detail,
-                    "raw_key": row["key"],
-                    "raw_value": row["value"],
-                    "event_id": record.get("event_id"),
-                    "schema_id": schema_id,
-                    **kafka_columns,
-                }
-            )
-            continue
-        events.append(record | kafka_columns | {"schema_id": schema_id})
-    return DecodedBatch(
-        # Records are resolved to the newest schema the code knows, so one Arrow schema fits all.
-        events=pa.Table.from_pylist(events, schema=event_arrow_schema()),
-        dead_letters=pa.Table.from_pylist(dead, schema=DEAD_LETTER_SCHEMA),
+def split_outcomes(decoded: pa.Table) -> LandedBatch:
+    """Valid events in the lake's event schema, and dead letters in the dead-letter schema."""
+    dead = pc.is_valid(decoded[REASON])
+    events_schema = event_arrow_schema()
+    events = decoded.filter(pc.invert(dead)).select(events_schema.names)
+    dead_letters = decoded.filter(dead).select(DEAD_LETTER_SCHEMA.names)
+    return LandedBatch(
+        events=events.cast(events_schema), dead_letters=dead_letters.cast(DEAD_LETTER_SCHEMA)
     )
 
 
-def split_by_date(table: pa.Table, timestamp_column: str) -> dict[date, pa.Table]:
-    """Rows grouped by the UTC calendar date of a timestamp column (the Hive partition key)."""
-    if table.num_rows == 0:
+def split_by_date(timestamps: pa.ChunkedArray | pa.Array) -> dict[date, pa.Array]:
+    """UTC calendar day -> boolean mask of the timestamps on it (the Hive partition key)."""
+    if len(timestamps) == 0:
         return {}
-    days = pc.cast(table[timestamp_column], pa.timestamp("us", tz="UTC"))
-    day_values = pc.cast(pc.floor_temporal(days, unit="day"), pa.date32())
-    groups: dict[date, pa.Table] = {}
-    for day in pc.unique(day_values).to_pylist():
-        groups[day] = table.filter(pc.equal(day_values, pa.scalar(day, pa.date32())))
-    return groups
+    utc = pc.cast(timestamps, pa.timestamp("us", tz="UTC"))
+    days = pc.cast(pc.floor_temporal(utc, unit="day"), pa.date32())
+    return {day: pc.equal(days, pa.scalar(day, pa.date32())) for day in pc.unique(days).to_pylist()}
 
 
-def data_file_name(landing_id: str, batch_id: int, task_partition: int) -> str:
-    return f"part-{landing_id}-b{batch_id:010d}-t{task_partition:05d}.parquet"
+def data_file_name(landing_id: str, batch_id: int, kafka_partition: int) -> str:
+    return f"part-{landing_id}-b{batch_id:010d}-p{kafka_partition:05d}.parquet"
+
+
+def _write_by_day_and_partition(
+    filesystem: Any,
+    folder: str,
+    rows: pa.Table,
+    days: pa.ChunkedArray,
+    config: LandingConfig,
+    batch_id: int,
+) -> None:
+    """One file per (UTC day of `days`, Kafka partition) under folder/event_date=YYYY-MM-DD."""
+    for day, selection in split_by_date(days).items():
+        day_rows = rows.filter(selection)
+        partitions = day_rows["kafka_partition"]
+        for kafka_partition in pc.unique(partitions).to_pylist():
+            name = data_file_name(config.landing_id, batch_id, kafka_partition)
+            write_parquet_atomically(
+                filesystem,
+                f"{folder}/event_date={day.isoformat()}/{name}",
+                day_rows.filter(pc.equal(partitions, kafka_partition)),
+            )
 
 
 def land_partition(
     batches: Iterator[pa.RecordBatch], config: LandingConfig, batch_id: int
 ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: decode one task's records, write its files, yield a count summary."""
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    task_partition = context.partitionId() if context is not None else 0
-    raw = pa.Table.from_batches(list(batches))
-    if raw.num_rows == 0:
+    """mapInArrow body: write one task's decoded rows, publish its dead letters, yield counts."""
+    decoded = pa.Table.from_batches(list(batches))
+    if decoded.num_rows == 0:
         return
-    deserializer = EventDeserializer(
-        registry_for(config.registry_url, config.registry_auth), config.reader_schema_text
-    )
-    decoded = decode_records(raw, deserializer, config.time_window(), datetime.now(UTC))
+    landed = split_outcomes(decoded)
     filesystem, root = lake_filesystem(config.lake_root, config.gcs_endpoint)
-    name = data_file_name(config.landing_id, batch_id, task_partition)
-    for day, rows in split_by_date(decoded.events, "event_timestamp").items():
-        path = f"{root}/raw/events/event_date={day.isoformat()}/{name}"
-        write_parquet_atomically(filesystem, path, rows)
-    dead_letters = decoded.dead_letters.append_column(
-        "_day",
-        pc.if_else(
-            pc.is_null(decoded.dead_letters["kafka_timestamp"]),
-            decoded.dead_letters["ingested_at"],
-            decoded.dead_letters["kafka_timestamp"],
-        ),
+    events, dead_letters = landed.events, landed.dead_letters
+    _write_by_day_and_partition(
+        filesystem, f"{root}/raw/events", events, events["event_timestamp"], config, batch_id
     )
-    for day, rows in split_by_date(dead_letters, "_day").items():
-        path = f"{root}/raw/_dead_letter/event_date={day.isoformat()}/{name}"
-        write_parquet_atomically(filesystem, path, rows.drop_columns(["_day"]))
-    if config.dead_letter_topic and decoded.dead_letters.num_rows:
-        publish_dead_letters(decoded.dead_letters, config)
-    yield summarize(raw, decoded)
+    # A dead letter may have no event timestamp: it is filed under the day Kafka received it.
+    received = pc.coalesce(dead_letters["kafka_timestamp"], dead_letters["ingested_at"])
+    _write_by_day_and_partition(
+        filesystem, f"{root}/raw/_dead_letter", dead_letters, received, config, batch_id
+    )
+    if config.dead_letter_topic and dead_letters.num_rows:
+        publish_dead_letters(dead_letters, config)
+    yield summarize(decoded, landed)
 
 
-def summarize(raw: pa.Table, decoded: DecodedBatch) -> pa.RecordBatch:
+def summarize(raw: pa.Table, decoded: LandedBatch) -> pa.RecordBatch:
     counts: Counter[tuple[str, int]] = Counter()
     for partition in decoded.events["kafka_partition"].to_pylist():
         counts[(LANDED, partition)] += 1
@@ -183,7 +133,7 @@ def summarize(raw: pa.Table, decoded: DecodedBatch) -> pa.RecordBatch:
         counts[(reason, partition)] += 1
     max_offsets: dict[int, int] = {}
     for partition, offset in zip(
-        raw["partition"].to_pylist(), raw["offset"].to_pylist(), strict=True
+        raw["kafka_partition"].to_pylist(), raw["kafka_offset"].to_pylist(), strict=True
     ):
         max_offsets[partition] = max(offset, max_offsets.get(partition, -1))
     outcomes = sorted(counts)

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from orangescrum.errors import OrangeScrumError
+from orangescrum.jars import java, spark_connector_jars
 from orangescrum.settings import Settings
 
 LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
-def require_java() -> None:
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise OrangeScrumError(
-            "Spark needs Java 17 and none was found: install it (Debian: "
-            "`apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
-        )
-
-
 def build_session(settings: Settings, app_name: str) -> SparkSession:
-    require_java()
+    java()  # one clear sentence when Java is missing, instead of py4j's gateway error
+    connector_jars = spark_connector_jars(settings.jar_cache_dir)
     # Workers must run this interpreter (the venv's), or they cannot import the project.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -41,6 +33,9 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.driver.memory", "1g")
+        # Spark's own Kafka source and spark-avro, resolved once into the project's Ivy
+        # cache (`make setup`); on a cluster the driver serves them to the executors.
+        .config("spark.jars", ",".join(str(jar) for jar in connector_jars))
         .config(
             "spark.driver.extraJavaOptions",
             f"-Dlog4j.configurationFile={LOG4J_CONFIG.as_uri()}",

@@ -15,19 +15,16 @@ from functools import partial
 from typing import Any
 
 import pyarrow as pa
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 
-from ingestion.schema import load_schema_text
+from ingestion.registry import registry_for
+from ingestion.schema import SUBJECT, load_schema_text
+from ingestion.topics import topic_id
 from orangescrum.errors import OrangeScrumError
 from orangescrum.lake import lake_filesystem, write_parquet_atomically
-from orangescrum.settings import Settings, SparkSource
-from spark.kafka_source import (
-    OPTION_MAX_OFFSETS,
-    OPTION_TOPIC,
-    SOURCE_NAME,
-    KafkaDataSource,
-    find_end_offsets,
-)
+from orangescrum.settings import Settings
+from spark.decode import DecodeRules, decode_kafka_records
 from spark.landing import SUMMARY_DDL, LandingConfig, land_partition, summary_totals
 
 log = logging.getLogger(__name__)
@@ -48,6 +45,7 @@ METRICS_SCHEMA = pa.schema(
     ]
 )
 LANDING_ID_FILE = "orangescrum_landing_id"
+TOPIC_ID_FILE = "orangescrum_topic_id"
 
 
 @dataclass
@@ -73,22 +71,59 @@ def checkpoint_location(settings: Settings) -> str:
     return f"{settings.checkpoint_root}/events-raw-to-lake"
 
 
+def _read_small_file(checkpoint: str, name: str, gcs_endpoint: str) -> str | None:
+    filesystem, path = lake_filesystem(checkpoint, gcs_endpoint)
+    if filesystem.get_file_info(f"{path}/{name}").type != pa.fs.FileType.File:
+        return None
+    with filesystem.open_input_stream(f"{path}/{name}") as stream:
+        return stream.read().decode().strip()
+
+
+def _write_small_file(checkpoint: str, name: str, text: str, gcs_endpoint: str) -> None:
+    filesystem, path = lake_filesystem(checkpoint, gcs_endpoint)
+    filesystem.create_dir(path, recursive=True)
+    with filesystem.open_output_stream(f"{path}/{name}") as stream:
+        stream.write(text.encode())
+
+
 def landing_id(checkpoint: str, gcs_endpoint: str = "") -> str:
     """A short id fixed for the life of a checkpoint.
 
     Batch ids restart at 0 with a new checkpoint; putting this id in file names keeps a new
     query from overwriting the files of an earlier one.
     """
-    filesystem, path = lake_filesystem(checkpoint, gcs_endpoint)
-    id_path = f"{path}/{LANDING_ID_FILE}"
-    if filesystem.get_file_info(id_path).type == pa.fs.FileType.File:
-        with filesystem.open_input_stream(id_path) as stream:
-            return stream.read().decode().strip()
+    existing = _read_small_file(checkpoint, LANDING_ID_FILE, gcs_endpoint)
+    if existing:
+        return existing
     new_id = uuid.uuid4().hex[:8]
-    filesystem.create_dir(path, recursive=True)
-    with filesystem.open_output_stream(id_path) as stream:
-        stream.write(new_id.encode())
+    _write_small_file(checkpoint, LANDING_ID_FILE, new_id, gcs_endpoint)
     return new_id
+
+
+class TopicGuard:
+    """Refuses to read a topic other than the one the checkpoint's offsets belong to.
+
+    A topic deleted and recreated (or a broker started empty) starts its offsets again at 0:
+    a checkpoint from the old topic would silently skip the new one's first records, whatever
+    the offsets. Kafka gives every topic a unique id; the checkpoint keeps the one it read.
+    """
+
+    def __init__(self, settings: Settings, checkpoint: str) -> None:
+        self.settings = settings
+        self.checkpoint = checkpoint
+
+    def check(self) -> None:
+        current = topic_id(self.settings, self.settings.topic_events)
+        remembered = _read_small_file(self.checkpoint, TOPIC_ID_FILE, self.settings.gcs_endpoint)
+        if remembered is None:
+            _write_small_file(self.checkpoint, TOPIC_ID_FILE, current, self.settings.gcs_endpoint)
+        elif remembered != current:
+            raise OrangeScrumError(
+                f"Topic {self.settings.topic_events} was recreated (its id is {current}; the "
+                f"checkpoint {self.checkpoint} read {remembered}), so the checkpoint's offsets "
+                "do not apply to it: move that checkpoint folder aside to read the new topic "
+                "from its start, or point the stream at the original cluster."
+            )
 
 
 def batch_end_offsets(checkpoint: str, batch_id: int, gcs_endpoint: str = "") -> dict[str, int]:
@@ -101,49 +136,60 @@ def batch_end_offsets(checkpoint: str, batch_id: int, gcs_endpoint: str = "") ->
 
 
 KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
-NATIVE_KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13"
+# How often the source retries a broker it cannot reach (outage tolerance / interval).
+RETRY_INTERVAL_MS = 1000
 
 
-def kafka_source_options(settings: Settings) -> tuple[str, dict[str, str]]:
-    """(format, options) of the configured Kafka source; both yield KAFKA_COLUMNS."""
-    options = {f"kafka.{k}": v for k, v in settings.kafka_client_config().items()}
-    if settings.spark_source is SparkSource.NATIVE:
-        # Spark's own source: JAAS config instead of librdkafka's sasl.username/password.
-        for key in ("kafka.sasl.username", "kafka.sasl.password"):
-            options.pop(key, None)
-        if settings.kafka_security_protocol.startswith("SASL"):
-            options["kafka.sasl.jaas.config"] = (
-                "org.apache.kafka.common.security.plain.PlainLoginModule required "
-                f'username="{settings.kafka_sasl_username}" '
-                f'password="{settings.kafka_sasl_password.get_secret_value()}";'
-            )
-        return "kafka", options | {
-            "subscribe": settings.topic_events,
-            "startingOffsets": "earliest",
-            "maxOffsetsPerTrigger": str(settings.max_events_per_batch),
-            "failOnDataLoss": "true",
-        }
-    return SOURCE_NAME, options | {
-        OPTION_TOPIC: settings.topic_events,
-        OPTION_MAX_OFFSETS: str(settings.max_events_per_batch),
+def _jaas_config(settings: Settings) -> str:
+    """librdkafka's sasl.username/password as the Java client's JAAS line."""
+    module = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule"
+        if settings.kafka_sasl_mechanism.upper().startswith("SCRAM")
+        else "org.apache.kafka.common.security.plain.PlainLoginModule"
+    )
+    return (
+        f'{module} required username="{settings.kafka_sasl_username}" '
+        f'password="{settings.kafka_sasl_password.get_secret_value()}";'
+    )
+
+
+def kafka_source_options(settings: Settings) -> dict[str, str]:
+    """Options of Spark's `kafka` source: the same cluster and security as every client."""
+    options = {
+        "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
+        "kafka.security.protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["kafka.sasl.mechanism"] = settings.kafka_sasl_mechanism
+        options["kafka.sasl.jaas.config"] = _jaas_config(settings)
+    if settings.kafka_ssl_ca_location:
+        # The Java client reads the same PEM bundle librdkafka's ssl.ca.location names.
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = settings.kafka_ssl_ca_location
+    retries = max(1, settings.kafka_outage_tolerance_seconds * 1000 // RETRY_INTERVAL_MS)
+    return options | {
+        "subscribe": settings.topic_events,
+        "startingOffsets": "earliest",
+        "maxOffsetsPerTrigger": str(settings.max_events_per_batch),
+        # Offsets that vanished (retention, a recreated topic) stop the stream, never skip.
+        "failOnDataLoss": "true",
+        "fetchOffset.numRetries": str(retries),
+        "fetchOffset.retryIntervalMs": str(RETRY_INTERVAL_MS),
     }
 
 
 def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
-    """Kafka records as (key, value, topic, partition, offset, timestamp), from either source."""
-    source_format, options = kafka_source_options(settings)
-    if source_format == SOURCE_NAME:
-        spark.dataSource.register(KafkaDataSource)
+    """Kafka records as (key, value, topic, partition, offset, timestamp)."""
     try:
-        frame = spark.readStream.format(source_format).options(**options).load()
+        frame = spark.readStream.format("kafka").options(**kafka_source_options(settings)).load()
     except Exception as error:
         if "KAFKA_DATA_SOURCE_NOT_ENABLED" in str(error) or "Failed to find data source" in str(
             error
         ):
             raise OrangeScrumError(
-                "ORANGESCRUM_SPARK_SOURCE=native needs Spark's Kafka connector on the cluster "
-                f"(spark-submit --packages {NATIVE_KAFKA_PACKAGE}:<spark version>, or the jars "
-                "in the image); without it use ORANGESCRUM_SPARK_SOURCE=python."
+                "Spark's Kafka connector is not on the classpath: run `orangescrum jars fetch` "
+                "(on a cluster: spark-submit --packages "
+                "org.apache.spark:spark-sql-kafka-0-10_2.13:<spark version>)."
             ) from None
         raise
     return frame.select(*KAFKA_COLUMNS)
@@ -153,36 +199,58 @@ def landing_config(settings: Settings, checkpoint: str) -> LandingConfig:
     return LandingConfig(
         lake_root=settings.lake_root,
         landing_id=landing_id(checkpoint, settings.gcs_endpoint),
-        reader_schema_text=load_schema_text(),
         gcs_endpoint=settings.gcs_endpoint,
-        registry_url=settings.schema_registry_url,
-        registry_auth=settings.schema_registry_basic_auth.get_secret_value(),
-        max_event_age_days=settings.max_event_age_days,
-        max_event_future_minutes=settings.max_event_future_minutes,
         dead_letter_topic=settings.topic_dead_letter,
         kafka_producer_config=tuple(sorted(settings.kafka_client_config().items())),
     )
 
 
+def decode_rules(settings: Settings) -> DecodeRules:
+    """Writer schemas as the registry lists them now, and the contract's time window."""
+    registry = registry_for(
+        settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value()
+    )
+    return DecodeRules(
+        writer_schemas=registry.subject_schemas(SUBJECT),
+        reader_schema_text=load_schema_text(),
+        max_event_age_days=settings.max_event_age_days,
+        max_event_future_minutes=settings.max_event_future_minutes,
+    )
+
+
 class BatchLander:
-    """The foreachBatch callback: land a micro-batch, then record its metrics row."""
+    """The foreachBatch callback: decode and land a micro-batch, then record its metrics row."""
 
     def __init__(self, settings: Settings, checkpoint: str, config: LandingConfig) -> None:
         self.settings = settings
         self.checkpoint = checkpoint
         self.config = config
+        self.guard = TopicGuard(settings, checkpoint)
         self.totals = StreamTotals()
+        self.failure: OrangeScrumError | None = None
         self._consumer: Any = None
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._land(batch, batch_id)
+        except OrangeScrumError as error:
+            # Spark wraps what foreachBatch raises in a StreamingQueryException whose text is
+            # a stack trace; run_stream re-raises this sentence instead.
+            self.failure = error
+            raise
+
+    def _land(self, batch: DataFrame, batch_id: int) -> None:
         started_at = datetime.now(UTC)
-        summaries = batch.mapInArrow(
+        # Before anything lands: these offsets must belong to the topic the checkpoint read.
+        self.guard.check()
+        # Per batch, so a schema version registered while the stream runs is decoded at once.
+        decoded = decode_kafka_records(batch, decode_rules(self.settings))
+        summaries = decoded.mapInArrow(
             partial(land_partition, config=self.config, batch_id=batch_id), SUMMARY_DDL
         ).collect()
         metrics = summary_totals([row.asDict() for row in summaries])
         planned = batch_end_offsets(self.checkpoint, batch_id, self.settings.gcs_endpoint)
-        # The native source nests offsets under the topic name; ours keys by partition.
-        source_offsets = planned.get(self.settings.topic_events, planned)
+        source_offsets = planned.get(self.settings.topic_events, {})
         finished_at = datetime.now(UTC)
         metrics |= {
             "landing_id": self.config.landing_id,
@@ -214,16 +282,20 @@ class BatchLander:
         """Records already in the topic past this batch's end (what the stream still owes)."""
         if not batch_end:
             return 0
-        from confluent_kafka import Consumer
-
-        from spark.kafka_source import client_config
+        from confluent_kafka import Consumer, TopicPartition
 
         if self._consumer is None:
-            options = {f"kafka.{k}": v for k, v in self.settings.kafka_client_config().items()}
-            self._consumer = Consumer(client_config(options))
+            self._consumer = Consumer(
+                self.settings.kafka_client_config() | {"group.id": "orangescrum-lag-probe"}
+            )
         topic = self.settings.topic_events
-        latest = find_end_offsets(self._consumer, topic, [int(p) for p in batch_end])
-        return sum(max(latest[p] - int(batch_end[p]), 0) for p in batch_end)
+        lag = 0
+        for partition, end in batch_end.items():
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, int(partition)), timeout=10
+            )
+            lag += max(high - int(end), 0)
+        return lag
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -235,6 +307,7 @@ def run_stream(
 ) -> StreamTotals:
     checkpoint = checkpoint_location(settings)
     lander = BatchLander(settings, checkpoint, landing_config(settings, checkpoint))
+    lander.guard.check()  # refuse a recreated topic before Spark plans a single batch
     writer = (
         read_kafka(spark, settings)
         .writeStream.foreachBatch(lander)
@@ -248,8 +321,26 @@ def run_stream(
     query = writer.start()
     try:
         query.awaitTermination()
+    except StreamingQueryException as error:
+        if lander.failure is not None:
+            raise lander.failure from None
+        log.debug("stream failure", exc_info=True)
+        raise OrangeScrumError(
+            f"The stream stopped: {_first_line(error)}. Batches that landed are recorded in "
+            f"the checkpoint {checkpoint}, so rerunning `orangescrum stream` once the cause is "
+            "fixed neither skips nor repeats a record."
+        ) from None
     finally:
         if query.isActive:
             query.stop()
         lander.close()
     return lander.totals
+
+
+def _first_line(error: StreamingQueryException) -> str:
+    """The root cause's message, without Spark's and py4j's stack frames."""
+    text = getattr(error, "desc", None) or str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if "Exception:" in line or "Error:" in line]
+    chosen = (causes[-1] if causes else lines[0] if lines else type(error).__name__)[:300]
+    return chosen.rstrip(".")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real embedded broker, a local SparkSession, isolated settings."""
+"""Shared fixtures: a real Apache Kafka broker, a local SparkSession, isolated settings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orangescrum.broker import LocalBroker
+from orangescrum.broker import LocalKafka
 from orangescrum.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,9 +39,10 @@ def last_weeks_monday() -> date:
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    """One embedded Tansu broker for the session; tests use their own topic names."""
-    with LocalBroker(tmp_path_factory.mktemp("broker") / "broker.log") as running:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """One Apache Kafka broker for the session; tests use their own topic names."""
+    jar_cache = Settings(_env_file=None).jar_cache_dir
+    with LocalKafka(tmp_path_factory.mktemp("kafka"), jar_cache) as running:
         yield running
 
 
@@ -53,7 +54,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def kafka_settings(
-    settings: Settings, broker: LocalBroker, request: pytest.FixtureRequest
+    settings: Settings, broker: LocalKafka, request: pytest.FixtureRequest
 ) -> Settings:
     """Settings on the shared broker with topics unique to the test."""
     suffix = request.node.name.replace("[", "-").replace("]", "")[:60]

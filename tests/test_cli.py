@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from orangescrum import REPO_ROOT
-from orangescrum.broker import LocalBroker
+from orangescrum.broker import LocalKafka
 from orangescrum.errors import OrangeScrumError
 
 
@@ -49,9 +49,9 @@ def test_missing_broker_setting_says_how_to_get_one(tmp_path) -> None:
     assert "orangescrum broker start" in result.stderr
 
 
-def test_busy_port_is_refused_before_starting(tmp_path, broker: LocalBroker) -> None:
+def test_busy_port_is_refused_before_starting(tmp_path, broker: LocalKafka) -> None:
     with pytest.raises(OrangeScrumError, match=f"Port {broker.port} is already in use"):
-        LocalBroker(tmp_path / "broker.log", port=broker.port)
+        LocalKafka(tmp_path / "kafka", broker.jar_cache_dir, port=broker.port)
 
 
 def test_invalid_setting_names_the_variable(tmp_path) -> None:
@@ -66,12 +66,12 @@ def test_invalid_setting_names_the_variable(tmp_path) -> None:
 
 
 def test_missing_java_is_named_with_the_fix(monkeypatch) -> None:
-    from spark.session import require_java
+    from orangescrum.jars import java
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(OrangeScrumError, match="openjdk-17-jre-headless"):
-        require_java()
+        java()
 
 
 def test_make_refuses_a_python_that_is_not_3_11(tmp_path) -> None:

@@ -54,3 +54,13 @@ def test_mounted_paths_exist_in_the_repo() -> None:
         airflow["AIRFLOW__CORE__DAGS_FOLDER"].replace("/opt/orangescrum/app", str(REPO_ROOT))
     )
     assert dags.is_dir()
+
+
+def test_images_run_the_versions_the_project_pins() -> None:
+    from orangescrum.jars import KAFKA_VERSION, spark_version
+
+    services = COMPOSE["services"]
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    for name in ("spark-master", "spark-worker-1", "spark-worker-2"):
+        assert services[name]["image"] == f"apache/spark:{spark_version()}-python3"
+    assert services["jupyter"]["image"].endswith(f"spark-{spark_version()}")

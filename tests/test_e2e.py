@@ -1,4 +1,4 @@
-"""The whole pipeline on the embedded stack: simulator -> Kafka -> Spark -> lake -> dbt."""
+"""The whole pipeline on the local stack: simulator -> Kafka -> Spark -> lake -> dbt."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings: defaults for the embedded stack, env overrides, derived locations."""
+"""Settings: defaults for the local stack, env overrides, derived locations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every DAG run end to end with `dag.test()` on the embedded stack, and a failing dbt test."""
+"""Every DAG run end to end with `dag.test()` on the local stack, and a failing dbt test."""
 
 from __future__ import annotations
 
@@ -90,7 +90,9 @@ def test_maintenance_reports_dead_letters_and_prunes_only_old_state(
     pipeline: Pipeline, dags: Any, ingest_run: DagRunResult
 ) -> None:
     settings = pipeline.settings()
-    month_ago = (datetime.now(UTC) - timedelta(days=30)).timestamp()
+    # One day past the retention the CLI's cleanup uses too (ORANGESCRUM_METRICS_RETENTION_DAYS).
+    stale_days = settings.metrics_retention_days + 1
+    stale_moment = (datetime.now(UTC) - timedelta(days=stale_days)).timestamp()
     old_log = settings.log_dir / "old-job.log"
     old_log.parent.mkdir(parents=True, exist_ok=True)
     old_log.write_text("stale\n")
@@ -98,7 +100,7 @@ def test_maintenance_reports_dead_letters_and_prunes_only_old_state(
     (abandoned / "offsets").mkdir(parents=True)
     (abandoned / "offsets" / "0").write_text("v1\n")
     for path in (old_log, abandoned / "offsets" / "0", abandoned / "offsets", abandoned):
-        os.utime(path, (month_ago, month_ago))
+        os.utime(path, (stale_moment, stale_moment))
     live = Path(settings.checkpoint_root) / "events-raw-to-lake"
     assert live.is_dir()
 

@@ -1,4 +1,4 @@
-"""Producing to the real embedded broker: every event type round-trips, exact accounting."""
+"""Producing to a real Apache Kafka broker: every event type round-trips, exact accounting."""
 
 from __future__ import annotations
 

@@ -1,62 +1,56 @@
-"""One switch picks the Kafka source; both feed the same downstream columns."""
+"""Spark's own kafka source, configured from the same settings as every Kafka client."""
 
 from __future__ import annotations
 
-import pytest
 from pydantic import SecretStr
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.settings import Settings, SparkSource
-from spark.kafka_source import SOURCE_NAME
+from orangescrum.settings import Settings
 from spark.stream import kafka_source_options, read_kafka
 
 
-def test_python_source_options(settings: Settings) -> None:
+def test_source_options_for_the_local_broker(settings: Settings) -> None:
     configured = settings.model_copy(
         update={"kafka_bootstrap_servers": "broker:9092", "max_events_per_batch": 5000}
     )
-    source_format, options = kafka_source_options(configured)
-    assert source_format == SOURCE_NAME
-    assert options == {
+    assert kafka_source_options(configured) == {
         "kafka.bootstrap.servers": "broker:9092",
         "kafka.security.protocol": "PLAINTEXT",
         "subscribe": "events-raw",
-        "maxoffsetspertrigger": "5000",
+        "startingOffsets": "earliest",
+        "maxOffsetsPerTrigger": "5000",
+        "failOnDataLoss": "true",
+        "fetchOffset.numRetries": "120",
+        "fetchOffset.retryIntervalMs": "1000",
     }
 
 
-def test_native_source_options_for_a_sasl_ssl_cluster(settings: Settings) -> None:
+def test_source_options_for_a_sasl_ssl_cluster(settings: Settings) -> None:
     production = settings.model_copy(
         update={
-            "spark_source": SparkSource.NATIVE,
             "kafka_bootstrap_servers": "b1:9093,b2:9093",
             "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
             "kafka_sasl_username": "svc",
             "kafka_sasl_password": SecretStr("s3cret"),
+            "kafka_ssl_ca_location": "/etc/kafka/ca.pem",
         }
     )
-    source_format, options = kafka_source_options(production)
-    assert source_format == "kafka"
+    options = kafka_source_options(production)
     assert options["kafka.bootstrap.servers"] == "b1:9093,b2:9093"
     assert options["kafka.security.protocol"] == "SASL_SSL"
-    assert options["kafka.sasl.mechanism"] == "PLAIN"
+    assert options["kafka.sasl.mechanism"] == "SCRAM-SHA-512"
     assert options["kafka.sasl.jaas.config"] == (
-        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
         'username="svc" password="s3cret";'
     )
-    assert "kafka.sasl.password" not in options  # librdkafka's key means nothing to Java
-    assert (options["startingOffsets"], options["failOnDataLoss"]) == ("earliest", "true")
-
-
-def test_native_source_without_the_connector_says_what_to_install(spark, settings) -> None:
-    native = settings.model_copy(
-        update={"spark_source": SparkSource.NATIVE, "kafka_bootstrap_servers": "127.0.0.1:1"}
+    assert (options["kafka.ssl.truststore.type"], options["kafka.ssl.truststore.location"]) == (
+        "PEM",
+        "/etc/kafka/ca.pem",
     )
-    with pytest.raises(OrangeScrumError, match=r"spark-sql-kafka-0-10_2\.13"):
-        read_kafka(spark, native)
+    assert "kafka.sasl.password" not in options  # librdkafka's key means nothing to Java
 
 
-def test_python_source_plan_has_the_kafka_columns(spark, settings) -> None:
+def test_source_plan_has_the_kafka_columns(spark, settings) -> None:
     frame = read_kafka(spark, settings.model_copy(update={"kafka_bootstrap_servers": "x:1"}))
     assert frame.isStreaming
     assert [(f.name, f.dataType.simpleString()) for f in frame.schema.fields] == [

@@ -1,4 +1,4 @@
-"""The streaming job against the real embedded broker and a local SparkSession."""
+"""The streaming job against a real Apache Kafka broker and a local SparkSession."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON, make_bad_messages
 from ingestion.producer import EventProducer
-from ingestion.topics import create_topics
+from ingestion.topics import create_topics, delete_topics
+from orangescrum.errors import OrangeScrumError
 from orangescrum.pipeline import event_serializer
 from spark.stream import run_stream
 from tests.ingestion.test_serde import FULL_EVENT
@@ -124,3 +125,19 @@ def test_bad_messages_are_dead_lettered_and_counted(spark, kafka_settings) -> No
         dlq_reasons[reason] = dlq_reasons.get(reason, 0) + 1
     consumer.close()
     assert dlq_reasons == expected
+
+
+@pytest.mark.parametrize("new_records", [40, 100, 250])  # fewer, as many, more than before
+def test_a_recreated_topic_is_refused_whatever_its_offsets(
+    spark, kafka_settings, new_records: int
+) -> None:
+    create_topics(kafka_settings)
+    first_ids = produce_events(kafka_settings, 100)
+    assert run_stream(spark, kafka_settings, available_now=True).rows_landed == 100
+
+    delete_topics(kafka_settings, [kafka_settings.topic_events])
+    create_topics(kafka_settings)
+    produce_events(kafka_settings, new_records, first=1_000)
+    with pytest.raises(OrangeScrumError, match=r"was recreated.*move that checkpoint folder"):
+        run_stream(spark, kafka_settings, available_now=True)
+    assert sorted(lake_ids(kafka_settings)) == sorted(first_ids)  # nothing skipped or added

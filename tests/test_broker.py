@@ -1,0 +1,142 @@
+"""The local Apache Kafka: durable across restarts, strict about topics, loud when it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from ingestion.topics import create_topics
+from orangescrum import REPO_ROOT
+from orangescrum.broker import LocalKafka
+from orangescrum.processes import port_is_free
+from orangescrum.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "size-probe"})
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        )
+    finally:
+        consumer.close()
+
+
+def produce(bootstrap: str, topic: str, count: int) -> list[KafkaError | None]:
+    outcomes: list[KafkaError | None] = []
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            # Long enough for a leader to move off a killed broker (its session times out).
+            "message.timeout.ms": 60_000,
+        }
+    )
+    for n in range(count):
+        producer.produce(
+            topic, key=b"1", value=str(n).encode(), on_delivery=lambda e, _: outcomes.append(e)
+        )
+    producer.flush(90)
+    return outcomes
+
+
+def test_messages_survive_a_restart_of_the_broker(tmp_path: Path, broker: LocalKafka) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir)
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    with kafka:
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": kafka.bootstrap})
+        create_topics(settings)
+        assert produce(kafka.bootstrap, settings.topic_events, 500) == [None] * 500
+        first_bootstrap = kafka.bootstrap
+    with LocalKafka(tmp_path / "kafka", broker.jar_cache_dir) as restarted:
+        # The same ports when they are free, so clients' settings stay valid.
+        assert restarted.bootstrap == first_bootstrap
+        assert topic_size(restarted.bootstrap, settings.topic_events, 3) == 500
+
+
+def test_producing_to_a_missing_topic_fails_instead_of_creating_it(broker: LocalKafka) -> None:
+    outcomes = produce(broker.bootstrap, "never-created", 1)
+    assert len(outcomes) == 1 and outcomes[0] is not None
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
+    assert "never-created" not in consumer.list_topics(timeout=10).topics
+    consumer.close()
+
+
+def test_three_brokers_replicate_every_partition(tmp_path: Path, broker: LocalKafka) -> None:
+    with LocalKafka(tmp_path / "kafka", broker.jar_cache_dir, brokers=3) as cluster:
+        settings = Settings(
+            data_dir=tmp_path, kafka_bootstrap_servers=cluster.bootstrap, _env_file=None
+        )
+        create_topics(settings)
+        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "x"})
+        metadata = consumer.list_topics(settings.topic_events, timeout=10)
+        consumer.close()
+        partitions = metadata.topics[settings.topic_events].partitions.values()
+        assert len(metadata.brokers) == 3
+        assert [len(p.replicas) for p in partitions] == [3, 3, 3]
+        # acks=all with min.insync.replicas=2: one broker down, writes still succeed.
+        cluster.kill(3)
+        assert produce(cluster.bootstrap, settings.topic_events, 100) == [None] * 100
+        assert topic_size(cluster.bootstrap, settings.topic_events, 3) == 100
+
+
+def test_broker_start_exits_with_a_sentence_when_its_broker_dies(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "ORANGESCRUM_DATA_DIR": str(tmp_path),
+    }
+    port = _free_port()
+    command = [sys.executable, "-m", "orangescrum", "broker", "start", "--port", str(port)]
+    output = tmp_path / "broker-start.txt"
+    with output.open("w") as sink:
+        process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops it" not in output.read_text():
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, "the broker did not start"
+            time.sleep(0.5)
+        java = _child_pids(process.pid)
+        assert java, "the broker runs as a child process"
+        for pid in java:
+            os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    printed = output.read_text()
+    assert process.returncode == 1
+    assert "Traceback" not in printed
+    assert "exited with code" in printed.strip().splitlines()[-1]
+    assert port_is_free(port)
+
+
+def _free_port() -> int:
+    from orangescrum.processes import free_port
+
+    return free_port()
+
+
+def _child_pids(parent: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(entry.name))
+    return children
