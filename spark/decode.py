@@ -13,6 +13,7 @@ the same codes for the framing rules).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,6 +46,10 @@ class DecodeRules:
     max_event_future_minutes: int = 60
 
 
+def _canonical(schema_text: str) -> str:
+    return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
+
+
 def _decoded_event(body: Column, schema_id: Column, rules: DecodeRules) -> Column:
     """The Avro body decoded with the writer schema its id names, as the reader schema's row.
 
@@ -52,8 +57,13 @@ def _decoded_event(body: Column, schema_id: Column, rules: DecodeRules) -> Colum
     batch.
     """
     decoded: Column | None = None
+    reader = _canonical(rules.reader_schema_text)
     for writer_id, writer_text in sorted(rules.writer_schemas.items()):
-        options = {"mode": "PERMISSIVE", "avroSchema": rules.reader_schema_text}
+        options = {"mode": "PERMISSIVE"}
+        if _canonical(writer_text) != reader:
+            # Avro's resolving decoder maps an older writer into the reader schema; data
+            # written with the reader schema itself skips it (the common, fast case).
+            options["avroSchema"] = rules.reader_schema_text
         branch = from_avro(body, writer_text, options)
         condition = schema_id == F.lit(writer_id)
         decoded = F.when(condition, branch) if decoded is None else decoded.when(condition, branch)

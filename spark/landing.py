@@ -1,11 +1,13 @@
 """Land decoded Kafka records in the lake, exactly once per micro-batch.
 
 The rows arrive decoded and judged by spark/decode.py (in the JVM). Each Spark task writes
-its rows to files named by (landing id, batch id, Kafka partition): when Spark replays a
-micro-batch after a crash it reads the same offset ranges from its offset log, so the
-replay overwrites exactly the files of the failed attempt. Plain Parquet readers (DuckDB,
-BigQuery external tables) never see a row twice, and none is lost. The files are written
-with pyarrow, which reaches a local folder and gs:// alike.
+its rows to hidden pending files named by (landing id, batch id, Kafka partition); once every
+task has succeeded the driver publishes them under their final names. When Spark replays a
+micro-batch after a crash it reads the same offset ranges from its offset log, so the replay
+rewrites and republishes exactly the files of the failed attempt. Plain Parquet readers
+(DuckDB, BigQuery external tables) never see a row twice, none is lost, and a failed batch
+leaves nothing visible. The files are written with pyarrow, which reaches a local folder and
+gs:// alike.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ingestion.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
-from orangescrum.lake import lake_filesystem, write_parquet_atomically
+from orangescrum.lake import lake_filesystem
 from spark.decode import REASON
 
 SUMMARY_SCHEMA = pa.schema(
@@ -30,9 +33,12 @@ SUMMARY_SCHEMA = pa.schema(
         ("kafka_partition", pa.int32()),
         ("rows", pa.int64()),
         ("max_offset", pa.int64()),
+        ("files", pa.list_(pa.string())),  # pending files the task wrote, to publish
     ]
 )
-SUMMARY_DDL = "outcome string, kafka_partition int, rows bigint, max_offset bigint"
+SUMMARY_DDL = (
+    "outcome string, kafka_partition int, rows bigint, max_offset bigint, files array<string>"
+)
 LANDED = "landed"
 
 
@@ -77,6 +83,21 @@ def data_file_name(landing_id: str, batch_id: int, kafka_partition: int) -> str:
     return f"part-{landing_id}-b{batch_id:010d}-p{kafka_partition:05d}.parquet"
 
 
+def pending_path(path: str) -> str:
+    """Where a task writes a file before its batch is published: hidden, and not *.parquet."""
+    folder, _, name = path.rpartition("/")
+    return f"{folder}/.{name}.pending"
+
+
+def published_path(pending: str) -> str:
+    folder, _, name = pending.rpartition("/")
+    return f"{folder}/{name.removeprefix('.').removesuffix('.pending')}"
+
+
+class LandingWriteError(OSError):
+    """The lake refused a write; the message names the path (it reaches the driver as text)."""
+
+
 def _write_by_day_and_partition(
     filesystem: Any,
     folder: str,
@@ -84,68 +105,89 @@ def _write_by_day_and_partition(
     days: pa.ChunkedArray,
     config: LandingConfig,
     batch_id: int,
-) -> None:
-    """One file per (UTC day of `days`, Kafka partition) under folder/event_date=YYYY-MM-DD."""
+) -> list[str]:
+    """One pending file per (UTC day of `days`, Kafka partition) under folder/event_date=D/."""
+    written = []
     for day, selection in split_by_date(days).items():
         day_rows = rows.filter(selection)
         partitions = day_rows["kafka_partition"]
         for kafka_partition in pc.unique(partitions).to_pylist():
             name = data_file_name(config.landing_id, batch_id, kafka_partition)
-            write_parquet_atomically(
-                filesystem,
-                f"{folder}/event_date={day.isoformat()}/{name}",
-                day_rows.filter(pc.equal(partitions, kafka_partition)),
-            )
+            path = pending_path(f"{folder}/event_date={day.isoformat()}/{name}")
+            try:
+                filesystem.create_dir(path.rpartition("/")[0], recursive=True)
+                pq.write_table(
+                    day_rows.filter(pc.equal(partitions, kafka_partition)),
+                    path,
+                    filesystem=filesystem,
+                    compression="zstd",
+                )
+            except OSError as error:
+                raise LandingWriteError(
+                    f"orangescrum: cannot write the lake at {path.rpartition('/')[0]} "
+                    f"({error}): free space or fix the path and its permissions, then run the "
+                    "stream again"
+                ) from error
+            written.append(path)
+    return written
+
+
+def publish(filesystem: Any, pending: list[str]) -> None:
+    """Make a batch's files visible under their final names (the driver, after all tasks).
+
+    Until then readers see none of the batch; a replay rewrites the same pending files and
+    publishes them over whatever an interrupted publish left.
+    """
+    for path in sorted(pending):
+        filesystem.move(path, published_path(path))
 
 
 def land_partition(
     batches: Iterator[pa.RecordBatch], config: LandingConfig, batch_id: int
 ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: write one task's decoded rows, publish its dead letters, yield counts."""
+    """mapInArrow body: write one task's decoded rows (pending), send its dead letters to the
+    DLQ topic, and yield its counts with the files to publish."""
     decoded = pa.Table.from_batches(list(batches))
     if decoded.num_rows == 0:
         return
     landed = split_outcomes(decoded)
     filesystem, root = lake_filesystem(config.lake_root, config.gcs_endpoint)
     events, dead_letters = landed.events, landed.dead_letters
-    _write_by_day_and_partition(
+    files = _write_by_day_and_partition(
         filesystem, f"{root}/raw/events", events, events["event_timestamp"], config, batch_id
     )
     # A dead letter may have no event timestamp: it is filed under the day Kafka received it.
     received = pc.coalesce(dead_letters["kafka_timestamp"], dead_letters["ingested_at"])
-    _write_by_day_and_partition(
+    files += _write_by_day_and_partition(
         filesystem, f"{root}/raw/_dead_letter", dead_letters, received, config, batch_id
     )
     if config.dead_letter_topic and dead_letters.num_rows:
         publish_dead_letters(dead_letters, config)
-    yield summarize(decoded, landed)
+    yield summarize(decoded, files)
 
 
-def summarize(raw: pa.Table, decoded: LandedBatch) -> pa.RecordBatch:
-    counts: Counter[tuple[str, int]] = Counter()
-    for partition in decoded.events["kafka_partition"].to_pylist():
-        counts[(LANDED, partition)] += 1
-    for reason, partition in zip(
-        decoded.dead_letters["reason"].to_pylist(),
-        decoded.dead_letters["kafka_partition"].to_pylist(),
-        strict=True,
-    ):
-        counts[(reason, partition)] += 1
-    max_offsets: dict[int, int] = {}
-    for partition, offset in zip(
-        raw["kafka_partition"].to_pylist(), raw["kafka_offset"].to_pylist(), strict=True
-    ):
-        max_offsets[partition] = max(offset, max_offsets.get(partition, -1))
-    outcomes = sorted(counts)
-    return pa.RecordBatch.from_pydict(
+def summarize(decoded: pa.Table, files: list[str]) -> pa.RecordBatch:
+    """Rows per (outcome, Kafka partition), each partition's highest offset, and the task's
+    pending files (on every row: the driver takes their union)."""
+    rows = pa.table(
         {
-            "outcome": [outcome for outcome, _ in outcomes],
-            "kafka_partition": [partition for _, partition in outcomes],
-            "rows": [counts[key] for key in outcomes],
-            "max_offset": [max_offsets[partition] for _, partition in outcomes],
-        },
-        schema=SUMMARY_SCHEMA,
+            "outcome": pc.fill_null(decoded[REASON], LANDED),
+            "kafka_partition": decoded["kafka_partition"],
+            "kafka_offset": decoded["kafka_offset"],
+        }
     )
+    counts = rows.group_by(["outcome", "kafka_partition"]).aggregate([("kafka_offset", "count")])
+    highest = rows.group_by("kafka_partition").aggregate([("kafka_offset", "max")])
+    summary = (
+        counts.join(highest, "kafka_partition")
+        .rename_columns({"kafka_offset_count": "rows", "kafka_offset_max": "max_offset"})
+        .select(SUMMARY_SCHEMA.names[:-1])
+        .sort_by([("outcome", "ascending"), ("kafka_partition", "ascending")])
+    )
+    summary = summary.append_column(
+        "files", pa.array([files] * summary.num_rows, pa.list_(pa.string()))
+    ).cast(SUMMARY_SCHEMA)
+    return summary.combine_chunks().to_batches()[0]
 
 
 def publish_dead_letters(dead_letters: pa.Table, config: LandingConfig) -> None:

@@ -6,12 +6,17 @@ Airflow micro-run); without it the query runs on a processing-time trigger until
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +30,7 @@ from orangescrum.errors import OrangeScrumError
 from orangescrum.lake import lake_filesystem, write_parquet_atomically
 from orangescrum.settings import Settings
 from spark.decode import DecodeRules, decode_kafka_records
-from spark.landing import SUMMARY_DDL, LandingConfig, land_partition, summary_totals
+from spark.landing import SUMMARY_DDL, LandingConfig, land_partition, publish, summary_totals
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ METRICS_SCHEMA = pa.schema(
     ]
 )
 LANDING_ID_FILE = "orangescrum_landing_id"
+LOCK_FILE = "orangescrum_stream.lock"
 TOPIC_ID_FILE = "orangescrum_topic_id"
 
 
@@ -245,10 +251,15 @@ class BatchLander:
         self.guard.check()
         # Per batch, so a schema version registered while the stream runs is decoded at once.
         decoded = decode_kafka_records(batch, decode_rules(self.settings))
-        summaries = decoded.mapInArrow(
-            partial(land_partition, config=self.config, batch_id=batch_id), SUMMARY_DDL
-        ).collect()
-        metrics = summary_totals([row.asDict() for row in summaries])
+        summaries = [
+            row.asDict()
+            for row in decoded.mapInArrow(
+                partial(land_partition, config=self.config, batch_id=batch_id), SUMMARY_DDL
+            ).collect()
+        ]
+        filesystem, root = lake_filesystem(self.settings.lake_root, self.settings.gcs_endpoint)
+        publish(filesystem, sorted({path for row in summaries for path in row.pop("files")}))
+        metrics = summary_totals(summaries)
         planned = batch_end_offsets(self.checkpoint, batch_id, self.settings.gcs_endpoint)
         source_offsets = planned.get(self.settings.topic_events, {})
         finished_at = datetime.now(UTC)
@@ -261,7 +272,6 @@ class BatchLander:
             "end_offsets": json.dumps(source_offsets),
             "lag_total": self._lag(source_offsets),
         }
-        filesystem, root = lake_filesystem(self.settings.lake_root, self.settings.gcs_endpoint)
         write_parquet_atomically(
             filesystem,
             f"{root}/raw/metrics/metrics-{self.config.landing_id}-b{batch_id:010d}.parquet",
@@ -302,10 +312,45 @@ class BatchLander:
             self._consumer.close()
 
 
+@contextmanager
+def checkpoint_lock(checkpoint: str) -> Iterator[None]:
+    """One stream per checkpoint: Spark does not stop a second process from writing the same
+    offset log, which would land batches twice. Local checkpoints only (flock)."""
+    if "://" in checkpoint:
+        yield
+        return
+    Path(checkpoint).mkdir(parents=True, exist_ok=True)
+    with (Path(checkpoint) / LOCK_FILE).open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise OrangeScrumError(
+                f"Another stream ({holder}) is running on the checkpoint {checkpoint}; stop it "
+                "first, or give this one its own ORANGESCRUM_CHECKPOINT_DIR."
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run_stream(
     spark: SparkSession, settings: Settings, *, available_now: bool = True
 ) -> StreamTotals:
     checkpoint = checkpoint_location(settings)
+    with checkpoint_lock(checkpoint):
+        return _run_query(spark, settings, checkpoint, available_now=available_now)
+
+
+def _run_query(
+    spark: SparkSession, settings: Settings, checkpoint: str, *, available_now: bool
+) -> StreamTotals:
     lander = BatchLander(settings, checkpoint, landing_config(settings, checkpoint))
     lander.guard.check()  # refuse a recreated topic before Spark plans a single batch
     writer = (
@@ -341,6 +386,9 @@ def _first_line(error: StreamingQueryException) -> str:
     """The root cause's message, without Spark's and py4j's stack frames."""
     text = getattr(error, "desc", None) or str(error)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    ours = [line.partition("orangescrum: ")[2] for line in lines if "orangescrum: " in line]
+    if ours:  # a sentence this project wrote for the person at the terminal
+        return ours[0].rstrip(".")
     causes = [line for line in lines if "Exception:" in line or "Error:" in line]
     chosen = (causes[-1] if causes else lines[0] if lines else type(error).__name__)[:300]
     return chosen.rstrip(".")

@@ -5,17 +5,19 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyarrow.fs import LocalFileSystem
 
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON, make_bad_messages
 from ingestion.registry import FileSchemaRegistry
 from ingestion.schema import DEAD_LETTER_SCHEMA, SUBJECT, event_arrow_schema, load_schema_text
 from ingestion.serde import EventSerializer
 from spark.decode import DecodeRules, decode_kafka_records
-from spark.landing import LandingConfig, land_partition, split_by_date, split_outcomes
+from spark.landing import LandingConfig, land_partition, publish, split_by_date, split_outcomes
 from tests.ingestion.test_serde import FULL_EVENT
 
 pytestmark = pytest.mark.slow  # a local SparkSession
@@ -176,11 +178,17 @@ def test_land_partition_writes_deterministic_files_and_replay_overwrites(
         batches = list(land_partition(iter(decoded.to_batches()), config, batch_id=4))
         return pa.Table.from_batches(batches).to_pylist()
 
+    def visible() -> list[Path]:
+        lake = tmp_path / "lake"
+        return sorted(p.relative_to(lake) for p in lake.rglob("*.parquet"))
+
     first = land()
+    assert visible() == []  # nothing is visible until the driver publishes the batch
     replay = land()  # a crashed batch re-run by Spark: same batch id, same offset ranges
     assert first == replay
+    publish(LocalFileSystem(), first[0]["files"])
     assert {r["outcome"]: r["rows"] for r in first} == {"landed": 30, "not_confluent_avro": 1}
-    files = sorted(p.relative_to(tmp_path / "lake") for p in (tmp_path / "lake").rglob("*.parquet"))
+    files = visible()
     assert all(f.name == "part-abcd1234-b0000000004-p00000.parquet" for f in files)
     assert len(files) == len({t.date() for t in times}) + 1  # one per event day + dead letters
     landed = pa.concat_tables(
@@ -189,4 +197,4 @@ def test_land_partition_writes_deterministic_files_and_replay_overwrites(
     assert sorted(landed["event_id"].to_pylist()) == [
         f"{n:08d}-0000-4000-8000-000000000000" for n in range(30)
     ]
-    assert not list((tmp_path / "lake").rglob("*.tmp"))
+    assert not [p for p in (tmp_path / "lake").rglob("*") if p.name.startswith(".")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -13,7 +14,7 @@ from ingestion.producer import EventProducer
 from ingestion.topics import create_topics, delete_topics
 from orangescrum.errors import OrangeScrumError
 from orangescrum.pipeline import event_serializer
-from spark.stream import run_stream
+from spark.stream import checkpoint_location, checkpoint_lock, run_stream
 from tests.ingestion.test_serde import FULL_EVENT
 
 pytestmark = pytest.mark.slow
@@ -141,3 +142,32 @@ def test_a_recreated_topic_is_refused_whatever_its_offsets(
     with pytest.raises(OrangeScrumError, match=r"was recreated.*move that checkpoint folder"):
         run_stream(spark, kafka_settings, available_now=True)
     assert sorted(lake_ids(kafka_settings)) == sorted(first_ids)  # nothing skipped or added
+
+
+def test_an_unwritable_lake_stops_the_stream_naming_the_path(spark, kafka_settings) -> None:
+    blocker = kafka_settings.data_dir / "not-a-folder"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the lake should be\n")
+    settings = kafka_settings.model_copy(update={"lake_uri": str(blocker / "lake")})
+    create_topics(settings)
+    ids = produce_events(settings, 300)
+
+    with pytest.raises(OrangeScrumError, match=f"cannot write the lake at {blocker}") as failure:
+        run_stream(spark, settings, available_now=True)
+    assert "Traceback" not in str(failure.value)
+    commits = Path(settings.checkpoint_root) / "events-raw-to-lake" / "commits"
+    assert not list(commits.glob("[0-9]*")), "offsets advanced past a batch that did not land"
+
+    blocker.unlink()  # the path is fixed: the rerun lands every event once
+    assert run_stream(spark, settings, available_now=True).rows_landed == 300
+    assert sorted(lake_ids(settings)) == sorted(ids)
+
+
+def test_a_second_stream_on_one_checkpoint_is_refused(spark, kafka_settings) -> None:
+    create_topics(kafka_settings)
+    produce_events(kafka_settings, 10)
+    held = checkpoint_lock(checkpoint_location(kafka_settings))  # as another process would
+    refused = pytest.raises(OrangeScrumError, match=r"Another stream .* on the checkpoint")
+    with held, refused:
+        run_stream(spark, kafka_settings, available_now=True)
+    assert run_stream(spark, kafka_settings, available_now=True).rows_landed == 10
