@@ -66,7 +66,7 @@ lint: setup  ## ruff + sqlfluff
 
 docs: setup  ## build the dbt docs catalog and serve it on http://127.0.0.1:8081
 	$(BIN)/orangescrum dbt docs generate
-	$(BIN)/orangescrum dbt docs serve --host 127.0.0.1 --port 8081 --no-browser
+	$(BIN)/orangescrum docs serve --port 8081
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -17,7 +17,7 @@ import pyarrow as pa
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SUBJECT = "events-raw-value"
 
-# Columns the stream adds to every landed event (DESIGN §3). event_date is the Hive partition
+# Columns the stream adds to every landed event. event_date is the Hive partition
 # key: it lives in the folder name, not inside the files.
 INGESTION_FIELDS: tuple[pa.Field, ...] = (
     pa.field("kafka_topic", pa.string(), nullable=False),

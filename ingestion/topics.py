@@ -68,13 +68,19 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
 def topic_id(settings: Settings, topic: str) -> str:
     """Kafka's unique id of a topic: a recreated topic of the same name gets a new one."""
     admin = AdminClient(settings.kafka_client_config())
+    timeout = settings.kafka_outage_tolerance_seconds
     try:
-        description = admin.describe_topics(TopicCollection([topic]))[topic].result()
+        request = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)
+        description = request[topic].result()
     except KafkaException as error:
         if error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise OrangeScrumError(
                 f"Topic {topic} does not exist on {settings.kafka_bootstrap_servers}: run "
                 "`orangescrum topics create`."
             ) from None
-        raise
+        raise OrangeScrumError(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout}s "
+            f"({error.args[0].str()}); start the broker or fix "
+            "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS, then run the stream again."
+        ) from None
     return str(description.topic_id)

@@ -46,6 +46,7 @@ config_app = typer.Typer(help="Settings.")
 schema_app = typer.Typer(help="The Avro event contract and its schema registry.")
 spark_app = typer.Typer(help="Spark helpers.")
 jars_app = typer.Typer(help="JVM jars from Maven Central (Kafka broker, Spark connectors).")
+docs_app = typer.Typer(help="The dbt docs site: the data catalog.")
 for sub_app, name in (
     (broker_app, "broker"),
     (topics_app, "topics"),
@@ -55,6 +56,7 @@ for sub_app, name in (
     (schema_app, "schema"),
     (spark_app, "spark"),
     (jars_app, "jars"),
+    (docs_app, "docs"),
 ):
     app.add_typer(sub_app, name=name)
 app.add_typer(batch_app, name="batch", help="Daily Spark batch: compact a raw day into processed/.")
@@ -311,6 +313,25 @@ def dbt(context: typer.Context) -> None:
     from orangescrum.dbt import run_dbt
 
     run_dbt(load_settings(), context.args)
+
+
+@docs_app.command("serve")
+def docs_serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8081,
+    target_path: Annotated[
+        Path | None,
+        typer.Option(help="dbt target folder with the catalog. Default: dbt_project/target."),
+    ] = None,
+) -> None:
+    """Serve the dbt docs catalog (built by `orangescrum dbt docs generate`) until Ctrl-C."""
+    from orangescrum.dbt import serve_docs
+    from orangescrum.processes import HOST, claim_port
+
+    settings = load_settings()
+    target = target_path or settings.dbt_project_dir / "target"
+    claim_port(port, "pass --port")
+    console.print(f"dbt docs: http://{HOST}:{port}  (Ctrl-C stops it)", soft_wrap=True)
+    serve_docs(target, port)
 
 
 # --- schema -------------------------------------------------------------------------------------

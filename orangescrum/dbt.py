@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from orangescrum.errors import OrangeScrumError
+from orangescrum.processes import HOST
 from orangescrum.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,9 @@ def run_dbt(
             result = dbtRunner().invoke(command)
         finally:
             _release_duckdb()
+    if isinstance(result.exception, KeyboardInterrupt):
+        # Ctrl-C or SIGTERM (e.g. stopping `dbt docs serve`): a stop, not a failed build.
+        raise KeyboardInterrupt
     if check and not result.success:
         detail = result.exception or _failed_nodes(result)
         raise OrangeScrumError(
@@ -108,3 +115,29 @@ def _failed_nodes(result: dbtRunnerResult) -> str:
         if str(r.status).lower() in {"error", "fail", "runtimeerror"}
     ]
     return ", ".join(failed) if failed else "see the errors above"
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        # One line per request on stderr is the stdlib's default; keep it for --log-level DEBUG.
+        log.debug("docs request: %s", format % args)
+
+
+def serve_docs(target: Path, port: int) -> None:
+    """dbt's catalog site from a target folder on 127.0.0.1, until Ctrl-C or SIGTERM.
+
+    What `dbt docs serve` does (its index.html next to manifest.json and catalog.json), minus
+    the traceback dbt logs when it is stopped.
+    """
+    from dbt.task.docs import DOCS_INDEX_FILE_PATH
+
+    if not (target / "catalog.json").is_file():
+        raise OrangeScrumError(
+            f"No dbt docs catalog in {target}: run `orangescrum dbt docs generate` first "
+            "(`make docs` does both)."
+        )
+    shutil.copyfile(DOCS_INDEX_FILE_PATH, target / "index.html")
+    handler = partial(_QuietHandler, directory=str(target))
+    with ThreadingHTTPServer((HOST, port), handler) as server:
+        log.info("dbt docs on http://%s:%d (Ctrl-C stops it)", HOST, port)
+        server.serve_forever()

@@ -362,7 +362,8 @@ def _run_query(
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=f"{settings.trigger_seconds} seconds")
+        interval_ms = round(settings.trigger_seconds * 1000)
+        writer = writer.trigger(processingTime=f"{interval_ms} milliseconds")
     query = writer.start()
     try:
         query.awaitTermination()

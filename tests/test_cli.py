@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -117,3 +120,36 @@ def test_bad_input_is_one_sentence_without_a_traceback(
     assert "Traceback" not in result.stdout + result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert named in last_line
+
+
+@pytest.mark.slow
+def test_docs_serve_stops_cleanly_on_sigterm(tmp_path) -> None:
+    from orangescrum.processes import free_port, port_is_free
+
+    port = free_port()
+    env = dict(os.environ) | {"ORANGESCRUM_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    output = tmp_path / "serve.txt"
+    (tmp_path / "catalog.json").write_text("{}")
+    serve = ["docs", "serve", "--port", str(port), "--target-path", str(tmp_path)]
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orangescrum", *serve],
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while port_is_free(port):
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, "docs serve did not start"
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    printed = output.read_text()
+    assert process.returncode == 130, printed
+    assert printed.strip().splitlines()[-1] == "interrupted"
+    assert "failed" not in printed and "Traceback" not in printed

@@ -7,7 +7,7 @@
     event-grain models append the events they do not hold yet (DuckDB, see below), the daily
     models delete and re-insert those days (unique_key = the model's date column); BigQuery
     overwrites exactly those daily partitions (static insert_overwrite: dynamic partition
-    discovery failed on the emulators, DESIGN §8). The model's filter and the partition
+    discovery failed on both BigQuery emulators tried). The model's filter and the partition
     list derive from the same two vars, so they cannot disagree.
 #}
 

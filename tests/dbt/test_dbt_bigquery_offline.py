@@ -1,4 +1,4 @@
-"""The prod (BigQuery) target, checked without network (DESIGN §8).
+"""The prod (BigQuery) target, checked without network.
 
 A dummy service-account key lets dbt build its credentials; `--no-introspect` and the
 `offline_is_incremental` var (root override of is_incremental()) keep dbt from calling Google.

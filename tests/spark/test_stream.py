@@ -12,6 +12,7 @@ import pytest
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON, make_bad_messages
 from ingestion.producer import EventProducer
 from ingestion.topics import create_topics, delete_topics
+from orangescrum.broker import LocalKafka
 from orangescrum.errors import OrangeScrumError
 from orangescrum.pipeline import event_serializer
 from spark.stream import checkpoint_location, checkpoint_lock, run_stream
@@ -171,3 +172,20 @@ def test_a_second_stream_on_one_checkpoint_is_refused(spark, kafka_settings) -> 
     with held, refused:
         run_stream(spark, kafka_settings, available_now=True)
     assert run_stream(spark, kafka_settings, available_now=True).rows_landed == 10
+
+
+def test_a_broker_that_stays_away_ends_the_stream_with_one_sentence(
+    spark, settings, broker, tmp_path
+) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir).start()
+    settings = settings.model_copy(
+        update={"kafka_bootstrap_servers": kafka.bootstrap, "kafka_outage_tolerance_seconds": 3}
+    )
+    try:
+        create_topics(settings)
+        produce_events(settings, 20)
+        assert run_stream(spark, settings, available_now=True).rows_landed == 20
+    finally:
+        kafka.stop()
+    with pytest.raises(OrangeScrumError, match=f"Kafka at {kafka.bootstrap} did not answer"):
+        run_stream(spark, settings, available_now=True)
