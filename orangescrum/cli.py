@@ -272,7 +272,7 @@ def stream(
 ) -> None:
     """Stream the events topic into the lake (Spark Structured Streaming, checkpointed)."""
     from orangescrum.pipeline import require_broker
-    from spark.session import build_session
+    from spark.session import build_session, stop_session
     from spark.stream import run_stream
 
     settings = load_settings()
@@ -281,7 +281,7 @@ def stream(
     try:
         totals = run_stream(spark, settings, available_now=available_now)
     finally:
-        spark.stop()
+        stop_session(spark)
     console.print(
         f"{totals.batches} batches: {totals.rows_in:,} read, {totals.rows_landed:,} landed, "
         f"{totals.rows_dead_lettered:,} dead-lettered {totals.dead_letter_reasons or ''}"

@@ -22,6 +22,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document)
 
 
+class _DropPy4j(logging.Filter):
+    """py4j's own records describe its socket plumbing, e.g. a traceback per connection when
+    Ctrl-C/SIGTERM interrupts a call; what matters reaches the caller as an exception."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Some go through the root logger (`logging.exception`), so the source file decides.
+        return not record.name.startswith("py4j") and "/py4j/" not in record.pathname
+
+
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
@@ -30,6 +39,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
         )
+    handler.addFilter(_DropPy4j())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

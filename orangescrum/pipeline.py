@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow.fs as pafs
 
 from ingestion.faults import BadMessage, make_bad_messages
 from ingestion.producer import DeliveryReport, EventProducer
@@ -170,6 +171,7 @@ def load_raw_events(
     Tells the operation whether processed/events holds files: BigQuery cannot list GCS from
     SQL, and an external table over a folder without files fails every query.
     """
+    require_lake_folder(settings)
     read_processed = processed_zone_has_files(settings)
     run_dbt(
         settings,
@@ -182,6 +184,16 @@ def load_raw_events(
         target_path=target_path,
         quiet=quiet,
     )
+
+
+def require_lake_folder(settings: Settings) -> None:
+    """A lake root that is a file would read as an empty lake: empty tables, no error."""
+    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    if filesystem.get_file_info(root).type == pafs.FileType.File:
+        raise OrangeScrumError(
+            f"The lake root {settings.lake_root} is not a folder: point ORANGESCRUM_LAKE_URI "
+            "(or ORANGESCRUM_DATA_DIR) at the lake folder."
+        )
 
 
 def processed_zone_has_files(settings: Settings) -> bool:

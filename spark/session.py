@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
 
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
 from orangescrum.jars import java, spark_connector_jars
@@ -44,3 +46,9 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def stop_session(session: SparkSession) -> None:
+    """Stop Spark, also when an interrupt broke the py4j connection it would stop through."""
+    with contextlib.suppress(Py4JError):
+        session.stop()

@@ -6,6 +6,7 @@ Airflow micro-run); without it the query runs on a processing-time trigger until
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 
@@ -377,8 +379,11 @@ def _run_query(
             "fixed neither skips nor repeats a record."
         ) from None
     finally:
-        if query.isActive:
-            query.stop()
+        # After Ctrl-C/SIGTERM the py4j connection the interrupted call used is broken, and
+        # stopping may fail too: the checkpoint keeps the query restartable either way.
+        with contextlib.suppress(Py4JError):
+            if query.isActive:
+                query.stop()
         lander.close()
     return lander.totals
 

@@ -153,3 +153,18 @@ def test_docs_serve_stops_cleanly_on_sigterm(tmp_path) -> None:
     assert process.returncode == 130, printed
     assert printed.strip().splitlines()[-1] == "interrupted"
     assert "failed" not in printed and "Traceback" not in printed
+
+
+def test_a_lake_path_that_is_a_file_is_refused_by_warehouse_load(tmp_path) -> None:
+    lake_file = tmp_path / "lake.parquet"
+    lake_file.write_text("not a folder\n")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "ORANGESCRUM_DATA_DIR": str(tmp_path),
+        "ORANGESCRUM_LAKE_URI": str(lake_file),
+    }
+    result = orangescrum("warehouse", "load", env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"The lake root {lake_file} is not a folder" in result.stderr.strip().splitlines()[-1]

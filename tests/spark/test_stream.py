@@ -189,3 +189,43 @@ def test_a_broker_that_stays_away_ends_the_stream_with_one_sentence(
         kafka.stop()
     with pytest.raises(OrangeScrumError, match=f"Kafka at {kafka.bootstrap} did not answer"):
         run_stream(spark, settings, available_now=True)
+
+
+def test_sigterm_stops_a_continuous_stream_with_one_word(kafka_settings, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from orangescrum import REPO_ROOT
+
+    create_topics(kafka_settings)
+    produce_events(kafka_settings, 50)
+    env = dict(os.environ) | {
+        "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
+        "ORANGESCRUM_TOPIC_EVENTS": kafka_settings.topic_events,
+        "ORANGESCRUM_TOPIC_DEAD_LETTER": kafka_settings.topic_dead_letter,
+        "ORANGESCRUM_DATA_DIR": str(kafka_settings.data_dir),
+        "ORANGESCRUM_TRIGGER_SECONDS": "1",
+        "ORANGESCRUM_SPARK_MASTER": "local[2]",
+    }
+    output = tmp_path / "stream.txt"
+    with output.open("w") as sink:
+        command = [sys.executable, "-m", "orangescrum", "stream", "--continuous"]
+        process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(Path(kafka_settings.metrics_path).glob("*.parquet")):
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, "no micro-batch landed"
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    printed = output.read_text()
+    assert process.returncode == 130, printed
+    assert "Traceback" not in printed, printed
+    assert printed.strip().splitlines()[-1] == "interrupted"
