@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from orangescrum.errors import OrangeScrumError
 from orangescrum.processes import HOST
-from orangescrum.settings import Settings
+from orangescrum.settings import Settings, WarehouseTarget
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def run_dbt(
         command += ["--target-path", str(target_path)]
     log.info("dbt %s", " ".join(args))
     settings.duckdb_file.parent.mkdir(parents=True, exist_ok=True)
+    if settings.dbt_target is WarehouseTarget.DEV:
+        require_warehouse_unlocked(settings.duckdb_file)
     env = settings.dbt_env()
     if target_path is not None:
         env["DBT_LOG_PATH"] = str(target_path / "logs")
@@ -79,6 +82,23 @@ def run_dbt(
             f"(and dbt.log under the target folder) for the failing model or test."
         )
     return result
+
+
+def require_warehouse_unlocked(path: Path) -> None:
+    """DuckDB has one writer: say who holds the file instead of failing every dbt node."""
+    import duckdb
+
+    if not path.exists():
+        return
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.IOException as error:
+        holder = re.search(r"held in (.+?) \(PID (\d+)\)", str(error))
+        who = f"{holder.group(1)} (PID {holder.group(2)})" if holder else "another process"
+        raise OrangeScrumError(
+            f"The warehouse {path} is open in {who}: DuckDB allows one writer, so stop that "
+            "process (or wait for it), then run this again."
+        ) from None
 
 
 def _release_duckdb() -> None:

@@ -168,3 +168,32 @@ def test_a_lake_path_that_is_a_file_is_refused_by_warehouse_load(tmp_path) -> No
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"The lake root {lake_file} is not a folder" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_warehouse_held_by_another_process_is_named(tmp_path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('open', flush=True); time.sleep(60)",
+            str(tmp_path / "warehouse.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "ORANGESCRUM_DATA_DIR": str(tmp_path),
+        }
+        result = orangescrum("warehouse", "build", env=env)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert f"(PID {holder.pid})" in last_line and "one writer" in last_line
