@@ -84,8 +84,12 @@ def standalone_env(settings: Settings, port: int) -> dict[str, str]:
 
     home = settings.data_dir / "airflow"
     base_url = f"http://{HOST}:{port}"
-    # `airflow standalone` starts its components as `airflow ...`: this interpreter's first.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    # `airflow standalone` starts its components as `airflow ...`: the wrapper first, then
+    # this interpreter's.
+    wrapper_dir = _component_wrapper(home)
+    path = os.pathsep.join(
+        [str(wrapper_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    )
     return os.environ | {
         "PATH": path,
         "AIRFLOW_HOME": str(home),
@@ -100,6 +104,29 @@ def standalone_env(settings: Settings, port: int) -> dict[str, str]:
         # Tasks run in other working directories: pin the (resolved) data dir for them.
         "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
     }
+
+
+def _component_wrapper(home: Path) -> Path:
+    """A folder with an `airflow` that starts the scheduler and triggerer without log servers.
+
+    Each would serve task logs on every interface (ports 8793/8794; Airflow has no setting
+    for the address). On one machine the API server reads task logs from disk instead, so
+    nothing listens beyond 127.0.0.1.
+    """
+    folder = home / "bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).parent / "airflow"
+    wrapper = folder / "airflow"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "# Written by `orangescrum airflow standalone` (orangescrum/cli_airflow.py).\n"
+        'case "$1" in\n'
+        f'  scheduler|triggerer) exec "{airflow}" "$@" --skip-serve-logs ;;\n'
+        "esac\n"
+        f'exec "{airflow}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return folder
 
 
 def _airflow(*args: str, env: dict[str, str]) -> None:

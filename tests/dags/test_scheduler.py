@@ -50,7 +50,24 @@ RUN_TIMEOUT = 300
 class Api:
     base_url: str
     log: Path  # the standalone's output, shown when a wait times out
+    pid: int = 0  # the `orangescrum airflow standalone` process
     token: str = ""
+
+    def listening_beyond_loopback(self) -> list[str]:
+        """Sockets of the standalone's process tree that listen on other than 127.0.0.1/::1."""
+        root = psutil.Process(self.pid)
+        found = []
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                connections = process.net_connections(kind="inet")
+            except psutil.Error:
+                continue
+            found += [
+                f"{process.name()} {c.laddr.ip}:{c.laddr.port}"
+                for c in connections
+                if c.status == psutil.CONN_LISTEN and c.laddr.ip not in ("127.0.0.1", "::1")
+            ]
+        return found
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         request = urllib.request.Request(
@@ -116,7 +133,7 @@ def standalone(pipeline: Pipeline, ingest_run: DagRunResult, tmp_path: Path) -> 
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    api = Api(f"http://127.0.0.1:{port}", log)
+    api = Api(f"http://127.0.0.1:{port}", log, process.pid)
     try:
         password_file = data_dir / "airflow" / "simple_auth_manager_passwords.json.generated"
         password = wait_for(
@@ -206,3 +223,5 @@ def test_duckdb_writers_never_overlap_under_a_real_scheduler(standalone: Api) ->
     )
     for (_, previous_end, previous), (start, _, current) in itertools.pairwise(intervals):
         assert start >= previous_end, f"{current} started at {start} before {previous} ended"
+    # Every component (API server, scheduler, triggerer, their log servers) stays on loopback.
+    assert api.listening_beyond_loopback() == []
