@@ -28,6 +28,21 @@ for _name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:
     del os.environ[_name]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shifted_clock() -> Iterator[None]:
+    """TEST_CLOCK_SHIFT_DAYS=N runs the suite N days in the future (Python's clock
+    only: Kafka and Spark keep the real one), to prove no test depends on today's date:
+    `TEST_CLOCK_SHIFT_DAYS=400 make test-fast`."""
+    days = int(os.environ.get("TEST_CLOCK_SHIFT_DAYS", "0") or 0)
+    if not days:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
+        yield
+
+
 def last_weeks_monday() -> date:
     """Start of a history that goes through Kafka and Spark: Monday of last week.
 

@@ -146,7 +146,10 @@ def test_archive_leaves_a_file_being_written_and_clears_a_dead_writers(lake) -> 
     in_flight.write_bytes(b"being written")
     abandoned = dead / ".part-b-b0000000003-t00000.parquet.9f8e.tmp"
     abandoned.write_bytes(b"writer was killed")
-    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
+    # Both ages from the clock archive_raw reads (a test may shift it; the filesystem's not).
+    now = datetime.now(UTC)
+    just_now, two_hours_ago = now.timestamp(), (now - timedelta(hours=2)).timestamp()
+    os.utime(in_flight, (just_now, just_now))
     os.utime(abandoned, (two_hours_ago, two_hours_ago))
 
     archive_raw(lake, 3, TODAY)
