@@ -260,14 +260,27 @@ def _new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _format_storage(java_binary: str, classpath: str, node: Node, cluster_id: str) -> None:
-    command = [
+def _kafka_command(
+    java_binary: str, classpath: str, node: Node, main_class: str, *args: str
+) -> list[str]:
+    """A JVM of the node's: its heap, its log file, the broker jars, then `main_class args`."""
+    return [
         java_binary,
         *JVM_OPTIONS,
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         f"-Dkafka.logs.file={node.log_file}",
         "-cp",
         classpath,
+        main_class,
+        *args,
+    ]
+
+
+def _format_storage(java_binary: str, classpath: str, node: Node, cluster_id: str) -> None:
+    command = _kafka_command(
+        java_binary,
+        classpath,
+        node,
         "kafka.tools.StorageTool",
         "format",
         "--cluster-id",
@@ -275,7 +288,7 @@ def _format_storage(java_binary: str, classpath: str, node: Node, cluster_id: st
         "--config",
         str(node.config_file),
         "--ignore-formatted",
-    ]
+    )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise OrangeScrumError(
@@ -286,15 +299,6 @@ def _format_storage(java_binary: str, classpath: str, node: Node, cluster_id: st
 
 
 def _launch(java_binary: str, classpath: str, node: Node) -> subprocess.Popen[bytes]:
-    command = [
-        java_binary,
-        *JVM_OPTIONS,
-        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-        f"-Dkafka.logs.file={node.log_file}",
-        "-cp",
-        classpath,
-        "kafka.Kafka",
-        str(node.config_file),
-    ]
+    command = _kafka_command(java_binary, classpath, node, "kafka.Kafka", str(node.config_file))
     with (node.directory / "stdout.log").open("ab") as output:
         return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)

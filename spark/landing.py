@@ -51,6 +51,7 @@ class LandingConfig:
     gcs_endpoint: str = ""
     dead_letter_topic: str = ""
     kafka_producer_config: tuple[tuple[str, str], ...] = ()
+    dead_letter_timeout_seconds: float = 120  # rides out a broker restart, like the source
 
 
 @dataclass
@@ -207,7 +208,7 @@ def publish_dead_letters(dead_letters: pa.Table, config: LandingConfig) -> None:
             config.dead_letter_topic, key=row["raw_key"], value=row["raw_value"], headers=headers
         )
         producer.poll(0)
-    if producer.flush(30):
+    if producer.flush(config.dead_letter_timeout_seconds):
         raise RuntimeError(f"dead letters not acknowledged by {config.dead_letter_topic}")
 
 

@@ -210,6 +210,7 @@ def landing_config(settings: Settings, checkpoint: str) -> LandingConfig:
         gcs_endpoint=settings.gcs_endpoint,
         dead_letter_topic=settings.topic_dead_letter,
         kafka_producer_config=tuple(sorted(settings.kafka_client_config().items())),
+        dead_letter_timeout_seconds=settings.kafka_outage_tolerance_seconds,
     )
 
 
@@ -281,7 +282,7 @@ class BatchLander:
         )
         self.totals.add(metrics)
         log.info(
-            "batch %d: %d in, %d landed, %d dead-lettered, lag %d, %.1fs",
+            "batch %d: %d in, %d landed, %d dead-lettered, lag %s, %.1fs",
             batch_id,
             metrics["rows_in"],
             metrics["rows_landed"],
@@ -290,11 +291,11 @@ class BatchLander:
             metrics["duration_seconds"],
         )
 
-    def _lag(self, batch_end: dict[str, int]) -> int:
+    def _lag(self, batch_end: dict[str, int]) -> int | None:
         """Records already in the topic past this batch's end (what the stream still owes)."""
         if not batch_end:
             return 0
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
 
         if self._consumer is None:
             self._consumer = Consumer(
@@ -302,11 +303,16 @@ class BatchLander:
             )
         topic = self.settings.topic_events
         lag = 0
-        for partition, end in batch_end.items():
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, int(partition)), timeout=10
-            )
-            lag += max(high - int(end), 0)
+        try:
+            for partition, end in batch_end.items():
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, int(partition)), timeout=10
+                )
+                lag += max(high - int(end), 0)
+        except KafkaException as error:
+            # A metric, not a reason to stop: the broker may be restarting right now.
+            log.warning("lag unknown for this batch (%s)", error.args[0].str())
+            return None
         return lag
 
     def close(self) -> None:

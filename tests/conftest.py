@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +44,27 @@ def shifted_clock() -> Iterator[None]:
 
     with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
         yield
+
+
+def sigterm_when_ready(
+    process: subprocess.Popen, ready: Callable[[], bool], output: Path, timeout: float = 180
+) -> str:
+    """Wait until ready() (failing if the process exits first), SIGTERM it; its output."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, (
+                f"not ready in {timeout:.0f}s:\n{output.read_text()}"
+            )
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return output.read_text()
 
 
 def last_weeks_monday() -> date:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from orangescrum import REPO_ROOT
 from orangescrum.broker import LocalKafka
 from orangescrum.errors import OrangeScrumError
+from tests.conftest import sigterm_when_ready
 
 
 def orangescrum(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -133,23 +132,9 @@ def test_docs_serve_stops_cleanly_on_sigterm(tmp_path) -> None:
     serve = ["docs", "serve", "--port", str(port), "--target-path", str(tmp_path)]
     with output.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "orangescrum", *serve],
-            env=env,
-            stdout=sink,
-            stderr=sink,
+            [sys.executable, "-m", "orangescrum", *serve], env=env, stdout=sink, stderr=sink
         )
-    try:
-        deadline = time.monotonic() + 120
-        while port_is_free(port):
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, "docs serve did not start"
-            time.sleep(0.5)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    printed = output.read_text()
+    printed = sigterm_when_ready(process, lambda: not port_is_free(port), output)
     assert process.returncode == 130, printed
     assert printed.strip().splitlines()[-1] == "interrupted"
     assert "failed" not in printed and "Traceback" not in printed

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +15,18 @@ import pytest
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON, make_bad_messages
 from ingestion.producer import EventProducer
 from ingestion.topics import create_topics, delete_topics
+from orangescrum import REPO_ROOT
 from orangescrum.broker import LocalKafka
 from orangescrum.errors import OrangeScrumError
 from orangescrum.pipeline import event_serializer
-from spark.stream import checkpoint_location, checkpoint_lock, run_stream
+from spark.stream import (
+    BatchLander,
+    checkpoint_location,
+    checkpoint_lock,
+    landing_config,
+    run_stream,
+)
+from tests.conftest import sigterm_when_ready
 from tests.ingestion.test_serde import FULL_EVENT
 
 pytestmark = pytest.mark.slow
@@ -192,14 +203,6 @@ def test_a_broker_that_stays_away_ends_the_stream_with_one_sentence(
 
 
 def test_sigterm_stops_a_continuous_stream_with_one_word(kafka_settings, tmp_path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from orangescrum import REPO_ROOT
-
     create_topics(kafka_settings)
     produce_events(kafka_settings, 50)
     env = dict(os.environ) | {
@@ -214,18 +217,21 @@ def test_sigterm_stops_a_continuous_stream_with_one_word(kafka_settings, tmp_pat
     with output.open("w") as sink:
         command = [sys.executable, "-m", "orangescrum", "stream", "--continuous"]
         process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + 180
-        while not list(Path(kafka_settings.metrics_path).glob("*.parquet")):
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, "no micro-batch landed"
-            time.sleep(0.5)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    printed = output.read_text()
+
+    def batch_landed() -> bool:
+        return any(Path(kafka_settings.metrics_path).glob("*.parquet"))
+
+    printed = sigterm_when_ready(process, batch_landed, output)
     assert process.returncode == 130, printed
     assert "Traceback" not in printed, printed
     assert printed.strip().splitlines()[-1] == "interrupted"
+
+
+def test_lag_is_unknown_not_fatal_while_the_broker_is_away(settings) -> None:
+    away = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1"})
+    checkpoint = checkpoint_location(away)
+    lander = BatchLander(away, checkpoint, landing_config(away, checkpoint))
+    try:
+        assert lander._lag({"0": 5}) is None
+    finally:
+        lander.close()
