@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
-from ingestion.schema import SCHEMA_DIR
+from ingestion.schema import SCHEMA_DIR, canonical_schema
 
 
 class UnknownSchemaError(LookupError):
@@ -33,10 +33,6 @@ class SchemaRegistry(Protocol):
         ...
 
 
-def _canonical(schema_text: str) -> str:
-    return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
-
-
 class FileSchemaRegistry:
     """Read-only registry over registry.json: new versions are added by committing a file."""
 
@@ -48,11 +44,11 @@ class FileSchemaRegistry:
             for version in versions:
                 text = (registry_file.parent / version["schema_file"]).read_text()
                 self._by_id[version["id"]] = text
-                self._ids_by_subject.setdefault(subject, {})[_canonical(text)] = version["id"]
+                self._ids_by_subject.setdefault(subject, {})[canonical_schema(text)] = version["id"]
 
     def register(self, subject: str, schema_text: str) -> int:
         try:
-            return self._ids_by_subject[subject][_canonical(schema_text)]
+            return self._ids_by_subject[subject][canonical_schema(schema_text)]
         except KeyError:
             raise UnknownSchemaError(
                 f"schema not listed for subject {subject!r} in ingestion/schemas/registry.json; "

@@ -58,6 +58,11 @@ def load_schema_text(version: int | None = None) -> str:
     return schema_path(version or latest_version()).read_text()
 
 
+def canonical_schema(schema_text: str) -> str:
+    """One text per schema whatever its key order and spacing, to compare two schemas."""
+    return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
+
+
 @cache
 def parse_schema_text(schema_text: str) -> dict[str, Any]:
     """fastavro's parsed form of a schema; cached because decoding looks it up per message."""

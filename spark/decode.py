@@ -4,7 +4,8 @@ Messages are Avro in the Confluent wire format: byte 0 is the magic byte 0, byte
 big-endian schema id, the rest the Avro body. The framing is parsed with Spark SQL and each
 body decoded by spark-avro's `from_avro` with the writer schema its id names, resolved into
 the reader schema (the newest version the code knows), so v1 and v2 messages come out as one
-row shape. Nothing leaves the JVM to be decoded, which is what makes the stream fast.
+row shape. Nothing is decoded in Python, so the same job runs on any Spark cluster (Dataproc
+included, whose Spark has no Python streaming sources).
 
 The rules are the event contract's, in order; the first one a record breaks is its
 dead-letter reason (`ingestion.serde.EventDeserializer`, the Python consumers' decoder, uses
@@ -13,7 +14,6 @@ the same codes for the framing rules).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 
 from ingestion.events import EVENT_TYPES
+from ingestion.schema import canonical_schema
 
 REASON = "reason"
 ERROR_DETAIL = "error_detail"
@@ -47,10 +48,6 @@ class DecodeRules:
     max_event_future_minutes: int = 60
 
 
-def _canonical(schema_text: str) -> str:
-    return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
-
-
 def _decoded_event(body: Column, schema_id: Column, rules: DecodeRules) -> Column:
     """The Avro body decoded with the writer schema its id names, as the reader schema's row.
 
@@ -58,10 +55,10 @@ def _decoded_event(body: Column, schema_id: Column, rules: DecodeRules) -> Colum
     batch.
     """
     decoded: Column | None = None
-    reader = _canonical(rules.reader_schema_text)
+    reader = canonical_schema(rules.reader_schema_text)
     for writer_id, writer_text in sorted(rules.writer_schemas.items()):
         options = {"mode": "PERMISSIVE"}
-        if _canonical(writer_text) != reader:
+        if canonical_schema(writer_text) != reader:
             # Avro's resolving decoder maps an older writer into the reader schema; data
             # written with the reader schema itself skips it (the common, fast case).
             options["avroSchema"] = rules.reader_schema_text
