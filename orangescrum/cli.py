@@ -94,7 +94,11 @@ def global_options(
     ] = None,
 ) -> None:
     settings = load_settings()
-    configure_logging(log_level or settings.log_level, (log_format or settings.log_format).value)
+    configure_logging(
+        log_level or settings.log_level,
+        (log_format or settings.log_format).value,
+        settings.log_file,
+    )
 
 
 def load_settings() -> Settings:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 
 NOISY_LOGGERS = ("py4j", "pyspark", "urllib3", "google", "dbt", "airflow")
 
@@ -31,17 +33,52 @@ class _DropPy4j(logging.Filter):
         return not record.name.startswith("py4j") and "/py4j/" not in record.pathname
 
 
-def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
-    handler = logging.StreamHandler()
+class _ConsoleOnlyWhatIsForPeople(logging.Filter):
+    """Records logged with extra={"file_only": True} (tracebacks behind a one-sentence error)
+    go to the log file alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "file_only", False)
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.open("a").close()
+    except OSError:
+        return False
+    return True
+
+
+def configure_logging(
+    level: str = "INFO", log_format: str = "text", log_file: Path | None = None
+) -> None:
+    """The terminal gets `level`; `log_file` (if given) gets INFO and up, details included."""
+    console = logging.StreamHandler()
+    console.setLevel(level.upper())
     if log_format == "json":
-        handler.setFormatter(JsonFormatter())
+        console.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
+        console.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
         )
-    handler.addFilter(_DropPy4j())
+    console.addFilter(_DropPy4j())
+    console.addFilter(_ConsoleOnlyWhatIsForPeople())
+    handlers: list[logging.Handler] = [console]
+    if log_file is not None and not _writable(log_file):
+        log_file = None  # a read-only data dir must not stop a command that only reads
+    if log_file is not None:
+        to_file = RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3)
+        to_file.setLevel(logging.INFO)
+        to_file.setFormatter(
+            JsonFormatter()
+            if log_format == "json"
+            else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        )
+        to_file.addFilter(_DropPy4j())
+        handlers.append(to_file)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.handlers[:] = handlers
+    root.setLevel(min(console.level, logging.INFO if log_file is not None else console.level))
     for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(name).setLevel(max(logging.WARNING, console.level))

@@ -231,6 +231,11 @@ class Settings(BaseSettings):
         return self.data_dir / "logs"
 
     @property
+    def log_file(self) -> Path:
+        """What every `orangescrum` command logs, details of its failures included."""
+        return self.log_dir / "orangescrum.log"
+
+    @property
     def dbt_project_dir(self) -> Path:
         return REPO_ROOT / "dbt_project"
 

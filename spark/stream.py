@@ -378,11 +378,11 @@ def _run_query(
     except StreamingQueryException as error:
         if lander.failure is not None:
             raise lander.failure from None
-        log.debug("stream failure", exc_info=True)
+        log.exception("the stream stopped", extra={"file_only": True})
         raise OrangeScrumError(
             f"The stream stopped: {_first_line(error)}. Batches that landed are recorded in "
             f"the checkpoint {checkpoint}, so rerunning `orangescrum stream` once the cause is "
-            "fixed neither skips nor repeats a record."
+            f"fixed neither skips nor repeats a record (details: {settings.log_file})."
         ) from None
     finally:
         # After Ctrl-C/SIGTERM the py4j connection the interrupted call used is broken, and

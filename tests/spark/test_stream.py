@@ -167,6 +167,7 @@ def test_an_unwritable_lake_stops_the_stream_naming_the_path(spark, kafka_settin
     with pytest.raises(OrangeScrumError, match=f"cannot write the lake at {blocker}") as failure:
         run_stream(spark, settings, available_now=True)
     assert "Traceback" not in str(failure.value)
+    assert f"(details: {settings.log_file})" in str(failure.value)
     commits = Path(settings.checkpoint_root) / "events-raw-to-lake" / "commits"
     assert not list(commits.glob("[0-9]*")), "offsets advanced past a batch that did not land"
 
