@@ -20,7 +20,14 @@ from confluent_kafka.admin import AdminClient
 
 from orangescrum.errors import OrangeScrumError
 from orangescrum.jars import java, kafka_classpath
-from orangescrum.processes import HOST, ManagedService, claim_port, port_is_free, stop_process
+from orangescrum.processes import (
+    HOST,
+    ManagedService,
+    claim_port,
+    free_port,
+    port_is_free,
+    stop_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +180,9 @@ class LocalKafka(ManagedService):
         return self.nodes[0].port
 
     # --- lifecycle ------------------------------------------------------------------------
-    def start(self, timeout_seconds: float = 60) -> LocalKafka:
+    def start(self, timeout_seconds: float | None = None) -> LocalKafka:
+        """Start every node; wait up to timeout_seconds (default 60 s a node: on 2 cores three
+        JVMs starting at once take turns) for all of them to answer."""
         java_binary = java()
         classpath = ":".join(str(jar) for jar in kafka_classpath(self.jar_cache_dir))
         cluster_id = self.cluster_id or _new_cluster_id()
@@ -186,7 +195,8 @@ class LocalKafka(ManagedService):
         for node in self.nodes:
             self._processes.append(_launch(java_binary, classpath, node))
         try:
-            wait_until_ready(self.bootstrap, timeout_seconds, brokers=self.brokers)
+            timeout = timeout_seconds if timeout_seconds is not None else 60.0 * self.brokers
+            wait_until_ready(self.bootstrap, timeout, brokers=self.brokers)
         except OrangeScrumError:
             self.stop()
             raise OrangeScrumError(
@@ -207,23 +217,11 @@ class LocalKafka(ManagedService):
         ]
         self._state_file.write_text(json.dumps({"cluster_id": cluster_id, "nodes": nodes}))
 
-    def process(self, node_id: int) -> subprocess.Popen[bytes]:
-        return self._processes[node_id - 1]
-
     def kill(self, node_id: int) -> None:
         """SIGKILL one node (failure tests): no controlled shutdown, like a lost machine."""
-        process = self.process(node_id)
+        process = self._processes[node_id - 1]
         process.kill()
         process.wait()
-
-    def restart(self, node_id: int, timeout_seconds: float = 60) -> None:
-        """Start one node again from its log dirs after stop or kill."""
-        node = self.nodes[node_id - 1]
-        if self.process(node_id).poll() is None:
-            raise OrangeScrumError(f"Kafka node {node_id} is still running.")
-        classpath = ":".join(str(jar) for jar in kafka_classpath(self.jar_cache_dir))
-        self._processes[node_id - 1] = _launch(java(), classpath, node)
-        wait_until_ready(f"{HOST}:{node.port}", timeout_seconds)
 
     def exited(self) -> list[tuple[int, int]]:
         """(node id, exit code) of every node that is no longer running."""
@@ -248,7 +246,7 @@ def _reuse_or_free(port: int | None, avoid: set[int] | None = None) -> int:
     if port is not None and port not in (avoid or set()) and port_is_free(port):
         return port
     while True:
-        candidate = claim_port(None, "")
+        candidate = free_port()
         if candidate not in (avoid or set()):
             return candidate
 

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from ingestion.topics import create_topics
 from orangescrum import REPO_ROOT
 from orangescrum.broker import LocalKafka
-from orangescrum.processes import port_is_free
+from orangescrum.processes import free_port, port_is_free
 from orangescrum.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -97,7 +97,7 @@ def test_broker_start_exits_with_a_sentence_when_its_broker_dies(tmp_path: Path)
         "HOME": os.environ.get("HOME", str(tmp_path)),
         "ORANGESCRUM_DATA_DIR": str(tmp_path),
     }
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "orangescrum", "broker", "start", "--port", str(port)]
     output = tmp_path / "broker-start.txt"
     with output.open("w") as sink:
@@ -121,12 +121,6 @@ def test_broker_start_exits_with_a_sentence_when_its_broker_dies(tmp_path: Path)
     assert "Traceback" not in printed
     assert "exited with code" in printed.strip().splitlines()[-1]
     assert port_is_free(port)
-
-
-def _free_port() -> int:
-    from orangescrum.processes import free_port
-
-    return free_port()
 
 
 def _child_pids(parent: int) -> list[int]:
