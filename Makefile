@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
 # The BigQuery emulator (tests/dbt/test_dbt_bigquery_emulator.py) pins its own duckdb and
-# sqlglot, so it gets a virtualenv of its own; orangescrum/bq_emulator.py starts it from there.
+# sqlglot, so it gets a virtualenv of its own; tests/bq_emulator.py starts it from there.
 BQEMU_VENV ?= .venv-bqemu
 BQEMU_REQUIREMENT := crucible-emulator[server]==0.1.0a2
 BQEMU_STAMP := $(BQEMU_VENV)/.installed

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fastavro
 
 from bench.producer import machine
-from ingestion.schema import load_schema_text, parse_schema_text
 from ingestion.serde import EventSerializer
 from ingestion.simulator import SimulationConfig, simulate_history
+from orangescrum.core.contract.schema import load_schema_text, parse_schema_text
 
 
 def rate(label: str, count: int, run: Callable[[], Any], repeats: int) -> Any:

@@ -39,10 +39,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.producer import machine
-from ingestion.schema import event_arrow_schema
 from ingestion.simulator import SimulationConfig, simulate_history
-from orangescrum.dbt import run_dbt
-from orangescrum.settings import Settings
+from orangescrum.core.contract.schema import event_arrow_schema
+from orangescrum.core.settings import Settings
+from orangescrum.warehouse.dbt import run_dbt
 
 ID_SHIFT = 10_000_000  # per replica; simulated ids stay far below it
 TARGET_FULL_SECONDS = 60

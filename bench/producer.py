@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from ingestion.feed import event_serializer
 from ingestion.producer import EventProducer, producer_config
 from ingestion.simulator import SimulationConfig, simulate_history
-from orangescrum.broker import LocalKafka
-from orangescrum.pipeline import event_serializer
-from orangescrum.settings import Settings
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.settings import Settings
 
 TARGET_RATIO = 0.7
 

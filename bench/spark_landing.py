@@ -41,12 +41,12 @@ import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from bench.producer import load_average, machine, sample_records
+from ingestion.feed import event_serializer
 from ingestion.producer import EventProducer
-from ingestion.topics import create_topics
-from orangescrum.broker import LocalKafka
-from orangescrum.logs import configure_logging
-from orangescrum.pipeline import event_serializer
-from orangescrum.settings import Settings
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.logs import configure_logging
+from orangescrum.core.settings import Settings
+from orangescrum.core.topics import create_topics
 
 TARGET_RATIO = 0.5
 TARGET_P95_SECONDS = 1.5
@@ -154,7 +154,7 @@ def raw_consume(settings: Settings) -> tuple[int, float]:
 
 
 def metrics_rows(settings: Settings) -> list[dict[str, Any]]:
-    files = sorted(Path(settings.metrics_path).glob("*.parquet"))
+    files = sorted(Path(settings.lake.metrics).glob("*.parquet"))
     rows = [row for path in files for row in pq.read_table(path).to_pylist()]
     return sorted(rows, key=lambda row: row["batch_id"])
 
@@ -268,7 +268,7 @@ def live_phase(
         except BaseException as error:  # reported after the phase
             failure.append(error)
 
-    watcher = LakeWatcher(Path(settings.raw_events_path)).start()
+    watcher = LakeWatcher(Path(settings.lake.raw_events)).start()
     streaming = threading.Thread(target=stream, daemon=True)
     streaming.start()
     try:

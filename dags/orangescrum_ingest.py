@@ -28,7 +28,7 @@ settings = support.load_settings()
 def orangescrum_ingest() -> None:
     @task(execution_timeout=support.STREAM_TIMEOUT)
     def stream_micro_run() -> dict[str, int]:
-        from orangescrum.pipeline import require_broker
+        from ingestion.feed import require_broker
         from spark.stream import run_stream
 
         run_settings = support.load_settings()
@@ -48,7 +48,7 @@ def orangescrum_ingest() -> None:
         execution_timeout=support.WAREHOUSE_LOAD_TIMEOUT,
     )
     def load_raw_events() -> None:
-        from orangescrum.pipeline import load_raw_events as create_raw_relations
+        from orangescrum.warehouse.load import load_raw_events as create_raw_relations
 
         run_settings = support.load_settings()
         create_raw_relations(run_settings, support.dbt_target_path(run_settings, "ingest"))

@@ -1,8 +1,8 @@
 """Lake maintenance (Airflow), daily 03:00 UTC, after the Spark batch.
 
 archive_raw_partitions   raw days older than `raw_retention_days` whose processed copy is
-                         current move to {lake}/archive/ (spark.maintenance.archive_raw).
-dead_letter_report       dead letters per day and reason, logged (spark.maintenance).
+                         current move to {lake}/archive/ (orangescrum.maintenance.archive_raw).
+dead_letter_report       dead letters per day and reason, logged (orangescrum.maintenance).
 cleanup                  streaming metrics and local logs older than `cleanup_after_days`, and
                          abandoned checkpoint folders (never the live stream's).
 """
@@ -40,7 +40,7 @@ _settings = support.load_settings()
 def orangescrum_maintenance() -> None:
     @task(execution_timeout=support.MAINTENANCE_TIMEOUT)
     def archive_raw_partitions() -> list[str]:
-        from spark.maintenance import archive_raw
+        from orangescrum.maintenance import archive_raw
 
         context = get_current_context()
         today = support.run_moment(context).date()
@@ -49,22 +49,22 @@ def orangescrum_maintenance() -> None:
 
     @task(execution_timeout=support.MAINTENANCE_TIMEOUT)
     def dead_letter_report() -> dict[str, int]:
-        from spark.maintenance import dead_letter_report as count_dead_letters
+        from orangescrum.maintenance import dead_letter_report as count_dead_letters
+        from orangescrum.maintenance import dead_letter_totals
 
-        return support.log_dead_letters(count_dead_letters(support.load_settings()))
+        return dead_letter_totals(count_dead_letters(support.load_settings()))
 
     @task(execution_timeout=support.MAINTENANCE_TIMEOUT)
     def cleanup() -> dict[str, int]:
-        from spark.maintenance import cleanup_old_logs, cleanup_old_metrics
+        from orangescrum.maintenance import cleanup as prune
 
         context = get_current_context()
-        run_settings = support.load_settings()
         days = context["params"]["cleanup_after_days"]
-        now = support.run_moment(context)
+        result = prune(support.load_settings(), days, support.run_moment(context))
         return {
-            "metrics_files": cleanup_old_metrics(run_settings, days, now),
-            "log_files": cleanup_old_logs(run_settings, days, now),
-            "checkpoints": len(support.remove_stale_checkpoints(run_settings, days, now)),
+            "metrics_files": result.metrics_files,
+            "log_files": result.log_files,
+            "checkpoints": len(result.checkpoints),
         }
 
     # Independent steps: one failing does not hold back the others.

@@ -47,7 +47,7 @@ def orangescrum_spark_batch() -> None:
 
     @task(pool=support.warehouse_pool(settings), execution_timeout=support.DBT_NODE_TIMEOUT)
     def test_every_row() -> dict[str, int]:
-        from orangescrum.dbt import run_dbt, status_counts
+        from orangescrum.warehouse.dbt import run_dbt, status_counts
 
         run_settings = support.load_settings()
         result = run_dbt(

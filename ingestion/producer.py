@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from ingestion.serde import EventSerializer
-from orangescrum.settings import Settings
+from orangescrum.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import fastavro
 
-from ingestion.registry import SchemaRegistry, UnknownSchemaError
-from ingestion.schema import parse_schema_text
+from orangescrum.core.contract.registry import SchemaRegistry, UnknownSchemaError
+from orangescrum.core.contract.schema import parse_schema_text
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")

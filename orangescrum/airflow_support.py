@@ -5,7 +5,7 @@ DAG files stay short declarations; everything they have in common lives here (th
 inside the functions that need them, so the DAG processor pays only for what a DAG uses and
 the `orangescrum airflow` CLI can read the paths below without starting Airflow.
 
-Settings (orangescrum/settings.py) the DAGs read:
+Settings (orangescrum/core/settings.py) the DAGs read:
 
 - ORANGESCRUM_DBT_TARGET       dev (DuckDB, default) or prod (BigQuery): picks the dbt target,
                                and whether warehouse tasks must be serialized (DuckDB only).
@@ -22,7 +22,6 @@ Settings (orangescrum/settings.py) the DAGs read:
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -30,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orangescrum import REPO_ROOT
-from orangescrum.errors import OrangeScrumError
-from orangescrum.settings import Settings, WarehouseTarget
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.settings import Settings, WarehouseTarget
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -106,7 +105,7 @@ def lake_asset(settings: Settings) -> Asset:
     """The lake's raw events as the warehouse sees them; ingest updates it, dbt consumes it."""
     from airflow.sdk import Asset
 
-    location = settings.raw_events_path
+    location = settings.lake.raw_events
     uri = location if "://" in location else Path(location).as_uri()
     return Asset(uri=uri, group="orangescrum")
 
@@ -379,41 +378,3 @@ def run_moment(context: Any) -> datetime:
 def processing_day(context: Any) -> date:
     """The day a daily run processes: the day before its logical date (UTC)."""
     return run_moment(context).date() - timedelta(days=1)
-
-
-def log_dead_letters(counts: Sequence[Any]) -> dict[str, int]:
-    """Log dead letters per day and reason; returns the totals per reason."""
-    totals: dict[str, int] = {}
-    for row in counts:
-        log.info("dead letters %s %-24s %d", row.event_date, row.reason, row.count)
-        totals[row.reason] = totals.get(row.reason, 0) + row.count
-    log.info("dead letters in the lake: %d (%s)", sum(totals.values()), totals or "none")
-    return totals
-
-
-def remove_stale_checkpoints(settings: Settings, older_than_days: int, now: datetime) -> list[str]:
-    """Delete abandoned streaming checkpoints: local folders under the checkpoint root that
-    are not the live query's and have not been written for `older_than_days`.
-
-    The live checkpoint holds the Kafka offsets and is never touched (Spark prunes its own
-    history through spark.sql.streaming.minBatchesToRetain). Non-local roots are left alone.
-    """
-    from spark.stream import checkpoint_location
-
-    root = Path(settings.checkpoint_root)
-    if "://" in settings.checkpoint_root or not root.is_dir():
-        return []
-    live = Path(checkpoint_location(settings)).resolve()
-    cutoff = (now - timedelta(days=older_than_days)).timestamp()
-    removed = []
-    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
-        if folder.resolve() == live:
-            continue
-        newest = max(
-            (path.stat().st_mtime for path in folder.rglob("*")), default=folder.stat().st_mtime
-        )
-        if newest < cutoff:
-            shutil.rmtree(folder)
-            removed.append(str(folder))
-    log.info("removed %d abandoned checkpoint folder(s) under %s", len(removed), root)
-    return removed

@@ -25,9 +25,9 @@ from ingestion.compatibility import CompatibilityMode
 from orangescrum.cli_airflow import airflow_app
 from orangescrum.cli_dashboard import dashboard
 from orangescrum.cli_lake import batch_app, maintenance_app
-from orangescrum.errors import OrangeScrumError
-from orangescrum.logs import configure_logging
-from orangescrum.settings import LogFormat, Settings, effective_values, env_example
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.logs import configure_logging
+from orangescrum.core.settings import LogFormat, Settings, effective_values, env_example
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -154,7 +154,7 @@ def broker_start(
     ] = 1,
 ) -> None:
     """Run Apache Kafka (KRaft) in the foreground until Ctrl-C; its data stays in the data dir."""
-    from orangescrum.broker import LocalKafka
+    from orangescrum.core.broker import LocalKafka
 
     settings = load_settings()
     data_dir = settings.kafka_data_dir if brokers == 1 else settings.data_dir / f"kafka-{brokers}"
@@ -184,8 +184,8 @@ def broker_start(
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the events and dead-letter topics (no-op for topics that exist)."""
-    from ingestion.topics import create_topics
-    from orangescrum.pipeline import require_broker
+    from ingestion.feed import require_broker
+    from orangescrum.core.topics import create_topics
 
     settings = load_settings()
     require_broker(settings)
@@ -208,8 +208,8 @@ def simulate_history_command(
 ) -> None:
     """Produce a deterministic OrangeScrum history to the events topic."""
     from ingestion.faults import BAD_KINDS
+    from ingestion.feed import produce_history, require_broker
     from ingestion.simulator import SimulationConfig
-    from orangescrum.pipeline import produce_history, require_broker
 
     settings = load_settings()
     require_broker(settings)
@@ -241,8 +241,8 @@ def simulate_live_command(
     """Produce a live stream of fresh events at a steady rate."""
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
+    from ingestion.feed import produce_live, require_broker
     from ingestion.simulator import SimulationConfig
-    from orangescrum.pipeline import produce_live, require_broker
 
     settings = load_settings()
     require_broker(settings)
@@ -275,7 +275,7 @@ def stream(
     ] = True,
 ) -> None:
     """Stream the events topic into the lake (Spark Structured Streaming, checkpointed)."""
-    from orangescrum.pipeline import require_broker
+    from ingestion.feed import require_broker
     from spark.session import build_session, stop_session
     from spark.stream import run_stream
 
@@ -296,7 +296,7 @@ def stream(
 @warehouse_app.command("load")
 def warehouse_load() -> None:
     """Create or refresh raw_events (and dead letters, metrics) over the lake."""
-    from orangescrum.pipeline import load_raw_events
+    from orangescrum.warehouse.load import load_raw_events
 
     load_raw_events(load_settings())
 
@@ -304,7 +304,7 @@ def warehouse_load() -> None:
 @warehouse_app.command("build")
 def warehouse_build() -> None:
     """`dbt build`: every model, test and unit test of the project."""
-    from orangescrum.pipeline import build_marts
+    from orangescrum.warehouse.load import build_marts
 
     build_marts(load_settings())
 
@@ -314,7 +314,7 @@ def warehouse_build() -> None:
 )
 def dbt(context: typer.Context) -> None:
     """Any dbt command with this project's settings, e.g. `orangescrum dbt test -s staging`."""
-    from orangescrum.dbt import run_dbt
+    from orangescrum.warehouse.dbt import run_dbt
 
     run_dbt(load_settings(), context.args)
 
@@ -328,8 +328,8 @@ def docs_serve(
     ] = None,
 ) -> None:
     """Serve the dbt docs catalog (built by `orangescrum dbt docs generate`) until Ctrl-C."""
-    from orangescrum.dbt import serve_docs
-    from orangescrum.processes import HOST, claim_port
+    from orangescrum.core.processes import HOST, claim_port
+    from orangescrum.warehouse.dbt import serve_docs
 
     settings = load_settings()
     target = target_path or settings.dbt_project_dir / "target"
@@ -354,7 +354,7 @@ def schema_check(
 ) -> None:
     """Check every shipped schema version (or a candidate) against its predecessor."""
     from ingestion.compatibility import compatibility_problems, registry_mode
-    from ingestion.schema import SCHEMA_DIR, available_versions, load_schema_text
+    from orangescrum.core.contract.schema import SCHEMA_DIR, available_versions, load_schema_text
 
     chosen = mode or registry_mode((SCHEMA_DIR / "registry.json").read_text())
     versions = available_versions()
@@ -396,14 +396,14 @@ def schema_check(
 @schema_app.command("register")
 def schema_register() -> None:
     """Register every shipped version, oldest first, in the configured schema registry."""
-    from ingestion.registry import registry_for
-    from ingestion.schema import SUBJECT, available_versions, load_schema_text
+    from orangescrum.core.contract.registry import registry_for
+    from orangescrum.core.contract.schema import SUBJECT, available_versions, load_schema_text
 
     settings = load_settings()
     registry = registry_for(
         settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value()
     )
-    where = settings.schema_registry_url or "ingestion/schemas/registry.json"
+    where = settings.schema_registry_url or "orangescrum/core/contract/schemas/registry.json"
     for version in available_versions():
         schema_id = registry.register(SUBJECT, load_schema_text(version))
         console.print(f"{SUBJECT} v{version}: id {schema_id} ({where})")
@@ -413,7 +413,7 @@ def schema_register() -> None:
 @jars_app.command("fetch")
 def jars_fetch() -> None:
     """Download every JVM jar the project runs into the Ivy cache (once; `make setup` runs it)."""
-    from orangescrum.jars import fetch_all
+    from orangescrum.core.jars import fetch_all
 
     settings = load_settings()
     with console.status(f"resolving JVM jars from Maven Central into {settings.jar_cache_dir}"):

@@ -18,9 +18,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, port_is_free
-from orangescrum.settings import Settings
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.processes import HOST, port_is_free
+from orangescrum.core.settings import Settings
 
 console = Console(stderr=True)
 
@@ -48,7 +48,7 @@ def build_manifest(settings: Settings, destination: Path) -> Path:
     The scratch folder sits next to the destination, so the final rename is atomic: a DAG
     processor parsing meanwhile reads the old manifest or the new one, never half of one.
     """
-    from orangescrum.dbt import run_dbt
+    from orangescrum.warehouse.dbt import run_dbt
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".parse-", dir=destination.parent) as scratch:

@@ -16,9 +16,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, port_is_free
-from orangescrum.settings import Settings
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.processes import HOST, port_is_free
+from orangescrum.core.settings import Settings
 
 console = Console(stderr=True)
 

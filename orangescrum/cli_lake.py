@@ -18,7 +18,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from orangescrum.settings import Settings
+    from orangescrum.core.settings import Settings
 
 batch_app = typer.Typer(no_args_is_help=True, add_completion=False)
 maintenance_app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -131,7 +131,7 @@ def archive(
     ] = False,
 ) -> None:
     """Move old raw days that have a current processed copy to archive/."""
-    from spark.maintenance import archive_decisions, archive_raw
+    from orangescrum.maintenance import archive_decisions, archive_raw
 
     console, settings = _cli()
     older_than = settings.raw_retention_days if older_than is None else older_than
@@ -150,7 +150,7 @@ def archive(
     days = ", ".join(day.isoformat() for day in archived) or "none"
     console.print(f"{verb} {len(archived)} raw day(s): {days}")
     if archived:
-        console.print(f"archive: {settings.archive_path}/raw/events")
+        console.print(f"archive: {settings.lake.archived_raw_events}")
 
 
 @maintenance_app.command("restore")
@@ -163,12 +163,12 @@ def restore(
     ],
 ) -> None:
     """Move an archived raw day back to raw/ (to re-compact or re-load it)."""
-    from spark.maintenance import restore_archived
+    from orangescrum.maintenance import restore_archived
 
     console, settings = _cli()
     moved = restore_archived(settings, day.date())
     console.print(
-        f"restored {moved} file(s) of {day.date().isoformat()} to {settings.raw_events_path}"
+        f"restored {moved} file(s) of {day.date().isoformat()} to {settings.lake.raw_events}"
     )
 
 
@@ -179,7 +179,7 @@ def dlq_report(
     ] = False,
 ) -> None:
     """Dead letters in the lake per day and reason."""
-    from spark.maintenance import dead_letter_report
+    from orangescrum.maintenance import dead_letter_report
 
     console, settings = _cli()
     rows = dead_letter_report(settings)
@@ -197,7 +197,7 @@ def dlq_report(
             )
         return
     if not rows:
-        console.print(f"no dead letters under {settings.dead_letter_path}")
+        console.print(f"no dead letters under {settings.lake.dead_letters}")
         return
     table = Table("event_date", "reason", "count", title="dead letters")
     for row in rows:
@@ -219,14 +219,13 @@ def cleanup(
         ),
     ] = None,
 ) -> None:
-    """Prune old streaming metrics (lake) and log files (local)."""
-    from spark.maintenance import cleanup_old_logs, cleanup_old_metrics
+    """Prune old streaming metrics (lake), log files and abandoned checkpoints (local)."""
+    from orangescrum.maintenance import cleanup as prune
 
     console, settings = _cli()
     older_than = older_than or settings.metrics_retention_days
-    now = datetime.now(UTC)
-    metrics = cleanup_old_metrics(settings, older_than, now)
-    logs = cleanup_old_logs(settings, older_than, now)
+    result = prune(settings, older_than, datetime.now(UTC))
     console.print(
-        f"deleted {metrics} metrics file(s) and {logs} log file(s) older than {older_than} days"
+        f"deleted {result.metrics_files} metrics file(s), {result.log_files} log file(s) and "
+        f"{len(result.checkpoints)} abandoned checkpoint folder(s) older than {older_than} days"
     )

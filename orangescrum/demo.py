@@ -12,19 +12,18 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON
+from ingestion.feed import ProduceReport, produce_history
 from ingestion.simulator import SimulationConfig
-from ingestion.topics import create_topics, delete_topics
-from orangescrum.broker import LocalKafka
-from orangescrum.errors import OrangeScrumError
-from orangescrum.pipeline import (
-    ProduceReport,
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.settings import Settings
+from orangescrum.core.topics import create_topics, delete_topics
+from orangescrum.warehouse.load import (
     WarehouseCounts,
     build_marts,
     load_raw_events,
-    produce_history,
     warehouse_counts,
 )
-from orangescrum.settings import Settings
 from spark.session import build_session
 from spark.stream import StreamTotals, run_stream
 

@@ -14,9 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.jars import java
-from orangescrum.processes import HOST, ManagedService, free_port, stop_process
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.jars import java
+from orangescrum.core.processes import HOST, ManagedService, free_port, stop_process
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ sorted by event time. Compaction never writes into raw/: the stream owns that zo
 A re-run replaces the day's folder with identical content: Spark writes into a staging folder
 outside `processed/events/`, files get deterministic names, and the finished folder is swapped
 in. A `_compaction.json` manifest beside the data records which raw files it covers; archiving
-(spark/maintenance.py) uses it to move only raw partitions whose processed copy is current.
+(orangescrum/maintenance.py) uses it to move only raw partitions whose processed copy is current.
 """
 
 from __future__ import annotations
@@ -20,21 +20,19 @@ import math
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from ingestion.schema import event_arrow_schema
-from orangescrum.errors import OrangeScrumError
-from orangescrum.lake import lake_filesystem, list_files
-from orangescrum.settings import Settings
+from orangescrum.core.contract.schema import event_arrow_schema
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.lake import MANIFEST_NAME, DayPaths, list_files
+from orangescrum.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "_compaction.json"
 DEFAULT_ROWS_PER_FILE = 1_000_000
 # First ingestion wins: earliest landing, then Kafka position (topic last, only to break ties
 # between identical records read from two topics).
@@ -53,39 +51,6 @@ class CompactionResult:
     source_files: int
     files_written: int
     output_path: str
-
-
-@dataclass(frozen=True)
-class DayPaths:
-    """Where one day lives in each zone, as paths inside the lake's filesystem."""
-
-    root: str
-    day: date
-
-    @property
-    def partition(self) -> str:
-        return f"event_date={self.day.isoformat()}"
-
-    @property
-    def raw(self) -> str:
-        return f"{self.root}/raw/events/{self.partition}"
-
-    @property
-    def archive(self) -> str:
-        return f"{self.root}/archive/raw/events/{self.partition}"
-
-    @property
-    def processed(self) -> str:
-        return f"{self.root}/processed/events/{self.partition}"
-
-    @property
-    def manifest(self) -> str:
-        return f"{self.processed}/{MANIFEST_NAME}"
-
-    @property
-    def scratch(self) -> str:
-        """Staging and trash folders live outside processed/events/ so no glob sees them."""
-        return f"{self.root}/processed/_compaction"
 
 
 def deduplicate_events(events: DataFrame) -> DataFrame:
@@ -116,24 +81,17 @@ def layout_for_files(events: DataFrame, file_count: int) -> DataFrame:
     return events.repartition(file_count, "event_id").sortWithinPartitions(*OUTPUT_ORDER)
 
 
-def read_manifest(filesystem: pafs.FileSystem, path: str) -> dict[str, Any] | None:
-    if filesystem.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with filesystem.open_input_stream(path) as stream:
-        return json.loads(stream.read().decode())
-
-
 def raw_files_for_day(settings: Settings, day: date) -> list[str]:
     """The day's landed files in raw/ and archive/ (late events can follow an archive run).
 
     Raises OrangeScrumError naming the raw folder when the day has no file in either zone.
     """
-    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
-    paths = DayPaths(root, day)
+    filesystem, lake = settings.lake.open()
+    paths = lake.day(day)
     files = list_files(filesystem, paths.raw) + list_files(filesystem, paths.archive)
     if not files:
         raise OrangeScrumError(
-            f"no raw events for {day.isoformat()}: {_uri(settings, paths.raw)} holds no Parquet "
+            f"no raw events for {day.isoformat()}: {settings.lake.uri(paths.raw)} holds no Parquet "
             "file (nothing landed that day, or the stream has not run yet)."
         )
     return files
@@ -149,8 +107,8 @@ def compact_day(
     """Compact and deduplicate one day of raw events into processed/; safe to re-run."""
     if rows_per_file < 1:
         raise OrangeScrumError(f"rows_per_file must be at least 1, got {rows_per_file}.")
-    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
-    paths = DayPaths(root, day)
+    filesystem, lake = settings.lake.open()
+    paths = lake.day(day)
     _remove_leftovers(filesystem, paths)
     sources = raw_files_for_day(settings, day)
     rows_in = sum(pq.read_metadata(path, filesystem=filesystem).num_rows for path in sources)
@@ -160,12 +118,12 @@ def compact_day(
     )
 
     staging = f"{paths.scratch}/staging-{paths.partition}-{uuid.uuid4().hex[:8]}"
-    raw = read_events(spark, [_uri(settings, path) for path in sources])
+    raw = read_events(spark, [settings.lake.uri(path) for path in sources])
     (
         layout_for_files(deduplicate_events(raw), file_count)
         .write.mode("overwrite")
         .option("compression", "zstd")
-        .parquet(_uri(settings, staging))
+        .parquet(settings.lake.uri(staging))
     )
     written = _rename_outputs(filesystem, staging)
     rows_out = sum(pq.read_metadata(path, filesystem=filesystem).num_rows for path in written)
@@ -176,7 +134,7 @@ def compact_day(
         duplicates_removed=rows_in - rows_out,
         source_files=len(sources),
         files_written=len(written),
-        output_path=_uri(settings, paths.processed),
+        output_path=settings.lake.uri(paths.processed),
     )
     _write_manifest(filesystem, f"{staging}/{MANIFEST_NAME}", result, sources)
     _swap_in(filesystem, staging, paths)
@@ -197,11 +155,6 @@ def read_events(spark: SparkSession, uris: list[str]) -> DataFrame:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     return spark.read.schema(from_arrow_schema(event_arrow_schema())).parquet(*uris)
-
-
-def _uri(settings: Settings, path: str) -> str:
-    """A filesystem path back to what Spark and people read: gs://... or the local path."""
-    return path if settings.lake_is_local else f"gs://{path}"
 
 
 def _rename_outputs(filesystem: pafs.FileSystem, folder: str) -> list[str]:

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 
 from ingestion.events import EVENT_TYPES
-from ingestion.schema import canonical_schema
+from orangescrum.core.contract.schema import canonical_schema
 
 REASON = "reason"
 ERROR_DETAIL = "error_detail"

@@ -23,8 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingestion.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
-from orangescrum.lake import lake_filesystem
+from orangescrum.core.contract.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
+from orangescrum.core.lake import (
+    LakeLayout,
+    data_file_name,
+    partition_name,
+    pending_path,
+    published_path,
+)
 from spark.decode import REASON
 
 SUMMARY_SCHEMA = pa.schema(
@@ -46,9 +52,8 @@ LANDED = "landed"
 class LandingConfig:
     """Everything a Spark task needs to land rows (pickled to executors)."""
 
-    lake_root: str
+    lake: LakeLayout
     landing_id: str
-    gcs_endpoint: str = ""
     dead_letter_topic: str = ""
     kafka_producer_config: tuple[tuple[str, str], ...] = ()
     dead_letter_timeout_seconds: float = 120  # rides out a broker restart, like the source
@@ -80,21 +85,6 @@ def split_by_date(timestamps: pa.ChunkedArray | pa.Array) -> dict[date, pa.Array
     return {day: pc.equal(days, pa.scalar(day, pa.date32())) for day in pc.unique(days).to_pylist()}
 
 
-def data_file_name(landing_id: str, batch_id: int, kafka_partition: int) -> str:
-    return f"part-{landing_id}-b{batch_id:010d}-p{kafka_partition:05d}.parquet"
-
-
-def pending_path(path: str) -> str:
-    """Where a task writes a file before its batch is published: hidden, and not *.parquet."""
-    folder, _, name = path.rpartition("/")
-    return f"{folder}/.{name}.pending"
-
-
-def published_path(pending: str) -> str:
-    folder, _, name = pending.rpartition("/")
-    return f"{folder}/{name.removeprefix('.').removesuffix('.pending')}"
-
-
 class LandingWriteError(OSError):
     """The lake refused a write; the message names the path (it reaches the driver as text)."""
 
@@ -114,7 +104,7 @@ def _write_by_day_and_partition(
         partitions = day_rows["kafka_partition"]
         for kafka_partition in pc.unique(partitions).to_pylist():
             name = data_file_name(config.landing_id, batch_id, kafka_partition)
-            path = pending_path(f"{folder}/event_date={day.isoformat()}/{name}")
+            path = pending_path(f"{folder}/{partition_name(day)}/{name}")
             try:
                 filesystem.create_dir(path.rpartition("/")[0], recursive=True)
                 pq.write_table(
@@ -152,15 +142,15 @@ def land_partition(
     if decoded.num_rows == 0:
         return
     landed = split_outcomes(decoded)
-    filesystem, root = lake_filesystem(config.lake_root, config.gcs_endpoint)
+    filesystem, lake = config.lake.open()
     events, dead_letters = landed.events, landed.dead_letters
     files = _write_by_day_and_partition(
-        filesystem, f"{root}/raw/events", events, events["event_timestamp"], config, batch_id
+        filesystem, lake.raw_events, events, events["event_timestamp"], config, batch_id
     )
     # A dead letter may have no event timestamp: it is filed under the day Kafka received it.
     received = pc.coalesce(dead_letters["kafka_timestamp"], dead_letters["ingested_at"])
     files += _write_by_day_and_partition(
-        filesystem, f"{root}/raw/_dead_letter", dead_letters, received, config, batch_id
+        filesystem, lake.dead_letters, dead_letters, received, config, batch_id
     )
     if config.dead_letter_topic and dead_letters.num_rows:
         publish_dead_letters(dead_letters, config)

@@ -10,8 +10,8 @@ from pathlib import Path
 from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
-from orangescrum.jars import java, spark_connector_jars
-from orangescrum.settings import Settings
+from orangescrum.core.jars import java, spark_connector_jars
+from orangescrum.core.settings import Settings
 
 LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 

@@ -25,12 +25,12 @@ from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 
-from ingestion.registry import registry_for
-from ingestion.schema import SUBJECT, load_schema_text
-from ingestion.topics import topic_id
-from orangescrum.errors import OrangeScrumError
-from orangescrum.lake import lake_filesystem, write_parquet_atomically
-from orangescrum.settings import Settings
+from orangescrum.core.contract.registry import registry_for
+from orangescrum.core.contract.schema import SUBJECT, load_schema_text
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.lake import filesystem_for, write_parquet_atomically
+from orangescrum.core.settings import Settings
+from orangescrum.core.topics import topic_id
 from spark.decode import DecodeRules, decode_kafka_records
 from spark.landing import SUMMARY_DDL, LandingConfig, land_partition, publish, summary_totals
 
@@ -75,12 +75,8 @@ class StreamTotals:
             self.dead_letter_reasons[reason] = self.dead_letter_reasons.get(reason, 0) + count
 
 
-def checkpoint_location(settings: Settings) -> str:
-    return f"{settings.checkpoint_root}/events-raw-to-lake"
-
-
 def _read_small_file(checkpoint: str, name: str, gcs_endpoint: str) -> str | None:
-    filesystem, path = lake_filesystem(checkpoint, gcs_endpoint)
+    filesystem, path = filesystem_for(checkpoint, gcs_endpoint)
     if filesystem.get_file_info(f"{path}/{name}").type != pa.fs.FileType.File:
         return None
     with filesystem.open_input_stream(f"{path}/{name}") as stream:
@@ -88,7 +84,7 @@ def _read_small_file(checkpoint: str, name: str, gcs_endpoint: str) -> str | Non
 
 
 def _write_small_file(checkpoint: str, name: str, text: str, gcs_endpoint: str) -> None:
-    filesystem, path = lake_filesystem(checkpoint, gcs_endpoint)
+    filesystem, path = filesystem_for(checkpoint, gcs_endpoint)
     filesystem.create_dir(path, recursive=True)
     with filesystem.open_output_stream(f"{path}/{name}") as stream:
         stream.write(text.encode())
@@ -136,7 +132,7 @@ class TopicGuard:
 
 def batch_end_offsets(checkpoint: str, batch_id: int, gcs_endpoint: str = "") -> dict[str, int]:
     """End offsets Spark planned for a batch, read from its offset log (written before it ran)."""
-    filesystem, path = lake_filesystem(checkpoint, gcs_endpoint)
+    filesystem, path = filesystem_for(checkpoint, gcs_endpoint)
     with filesystem.open_input_stream(f"{path}/offsets/{batch_id}") as stream:
         lines = stream.read().decode().splitlines()
     # v1 format: version line, batch metadata, then one line per source.
@@ -205,9 +201,8 @@ def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
 
 def landing_config(settings: Settings, checkpoint: str) -> LandingConfig:
     return LandingConfig(
-        lake_root=settings.lake_root,
+        lake=settings.lake,
         landing_id=landing_id(checkpoint, settings.gcs_endpoint),
-        gcs_endpoint=settings.gcs_endpoint,
         dead_letter_topic=settings.topic_dead_letter,
         kafka_producer_config=tuple(sorted(settings.kafka_client_config().items())),
         dead_letter_timeout_seconds=settings.kafka_outage_tolerance_seconds,
@@ -260,7 +255,7 @@ class BatchLander:
                 partial(land_partition, config=self.config, batch_id=batch_id), SUMMARY_DDL
             ).collect()
         ]
-        filesystem, root = lake_filesystem(self.settings.lake_root, self.settings.gcs_endpoint)
+        filesystem, lake = self.settings.lake.open()
         publish(filesystem, sorted({path for row in summaries for path in row.pop("files")}))
         metrics = summary_totals(summaries)
         planned = batch_end_offsets(self.checkpoint, batch_id, self.settings.gcs_endpoint)
@@ -277,7 +272,7 @@ class BatchLander:
         }
         write_parquet_atomically(
             filesystem,
-            f"{root}/raw/metrics/metrics-{self.config.landing_id}-b{batch_id:010d}.parquet",
+            lake.metrics_file(self.config.landing_id, batch_id),
             pa.Table.from_pylist([metrics], schema=METRICS_SCHEMA),
         )
         self.totals.add(metrics)
@@ -351,7 +346,7 @@ def checkpoint_lock(checkpoint: str) -> Iterator[None]:
 def run_stream(
     spark: SparkSession, settings: Settings, *, available_now: bool = True
 ) -> StreamTotals:
-    checkpoint = checkpoint_location(settings)
+    checkpoint = settings.lake.stream_checkpoint
     with checkpoint_lock(checkpoint):
         return _run_query(spark, settings, checkpoint, available_now=available_now)
 

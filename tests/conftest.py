@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orangescrum.broker import LocalKafka
-from orangescrum.settings import Settings
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.settings import Settings
 
 if TYPE_CHECKING:
     from google.cloud import storage

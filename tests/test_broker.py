@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from ingestion.topics import create_topics
 from orangescrum import REPO_ROOT
-from orangescrum.broker import LocalKafka
-from orangescrum.processes import free_port, port_is_free
-from orangescrum.settings import Settings
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.processes import free_port, port_is_free
+from orangescrum.core.settings import Settings
+from orangescrum.core.topics import create_topics
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from orangescrum import REPO_ROOT
-from orangescrum.broker import LocalKafka
-from orangescrum.errors import OrangeScrumError
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.errors import OrangeScrumError
 from tests.conftest import sigterm_when_ready
 
 
@@ -68,7 +68,7 @@ def test_invalid_setting_names_the_variable(tmp_path) -> None:
 
 
 def test_missing_java_is_named_with_the_fix(monkeypatch) -> None:
-    from orangescrum.jars import java
+    from orangescrum.core.jars import java
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("JAVA_HOME", raising=False)
@@ -123,7 +123,7 @@ def test_bad_input_is_one_sentence_without_a_traceback(
 
 @pytest.mark.slow
 def test_docs_serve_stops_cleanly_on_sigterm(tmp_path) -> None:
-    from orangescrum.processes import free_port, port_is_free
+    from orangescrum.core.processes import free_port, port_is_free
 
     port = free_port()
     env = dict(os.environ) | {"ORANGESCRUM_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}

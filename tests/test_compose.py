@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from orangescrum import REPO_ROOT
-from orangescrum.settings import Settings
+from orangescrum.core.settings import Settings
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 
@@ -57,7 +57,7 @@ def test_mounted_paths_exist_in_the_repo() -> None:
 
 
 def test_images_run_the_versions_the_project_pins() -> None:
-    from orangescrum.jars import KAFKA_VERSION, spark_version
+    from orangescrum.core.jars import KAFKA_VERSION, spark_version
 
     services = COMPOSE["services"]
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"

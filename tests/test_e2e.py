@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from orangescrum.demo import DemoOptions, run_demo
-from orangescrum.pipeline import model_schema
+from orangescrum.warehouse.load import model_schema
 from tests.conftest import last_weeks_monday
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

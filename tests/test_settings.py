@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from orangescrum import REPO_ROOT
-from orangescrum.settings import Settings, env_example
+from orangescrum.core.settings import Settings, env_example
 
 
 def test_env_example_lists_every_setting_with_its_default() -> None:
@@ -18,11 +18,11 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
 def test_local_defaults_derive_from_the_data_dir(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, _env_file=None)
-    assert settings.raw_events_path == f"{tmp_path}/lake/raw/events"
-    assert settings.dead_letter_path == f"{tmp_path}/lake/raw/_dead_letter"
+    assert settings.lake.raw_events == f"{tmp_path}/lake/raw/events"
+    assert settings.lake.dead_letters == f"{tmp_path}/lake/raw/_dead_letter"
     assert settings.duckdb_file == tmp_path / "warehouse.duckdb"
     assert settings.checkpoint_root == f"{tmp_path}/checkpoints"
-    assert settings.lake_is_local
+    assert settings.lake.is_local
 
 
 def test_production_values_come_from_the_environment(monkeypatch, tmp_path) -> None:
@@ -32,8 +32,8 @@ def test_production_values_come_from_the_environment(monkeypatch, tmp_path) -> N
     monkeypatch.setenv("ORANGESCRUM_KAFKA_SASL_PASSWORD", "s3cret")
     monkeypatch.setenv("ORANGESCRUM_DBT_TARGET", "prod")
     settings = Settings(data_dir=tmp_path, _env_file=None)
-    assert settings.raw_events_path == "gs://acme-lake/orangescrum/raw/events"
-    assert not settings.lake_is_local
+    assert settings.lake.raw_events == "gs://acme-lake/orangescrum/raw/events"
+    assert not settings.lake.is_local
     assert settings.kafka_client_config()["sasl.password"] == "s3cret"
     assert "s3cret" not in repr(settings)  # secrets never reach logs
     assert settings.dbt_env()["ORANGESCRUM_DBT_TARGET"] == "prod"

@@ -16,8 +16,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from orangescrum.core.settings import Settings
 from orangescrum.dashboard import queries
-from orangescrum.settings import Settings
 
 PANELS: dict[str, Callable[..., pd.DataFrame]] = {
     "kpis": queries.kpis,

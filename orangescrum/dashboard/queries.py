@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orangescrum.errors import OrangeScrumError
+from orangescrum.core.errors import OrangeScrumError
 
 MARTS_SCHEMA = "orangescrum_dw_marts"
 REQUIRED_MARTS = ("agg_daily_metrics", "fact_activities", "dim_users", "dim_projects", "dim_dates")

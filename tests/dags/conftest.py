@@ -156,7 +156,7 @@ class Pipeline:
     bad_messages: int
 
     def settings(self) -> Any:
-        from orangescrum.settings import Settings
+        from orangescrum.core.settings import Settings
 
         with environment(self.env):
             return Settings(_env_file=None)
@@ -170,9 +170,9 @@ def pipeline(broker, spark, manifest: Path, tmp_path_factory: pytest.TempPathFac
     starting (and stopping) their own JVM in this process.
     """
     from ingestion.faults import BAD_KINDS
+    from ingestion.feed import produce_history
     from ingestion.simulator import SimulationConfig
-    from ingestion.topics import create_topics
-    from orangescrum.pipeline import produce_history
+    from orangescrum.core.topics import create_topics
     from tests.conftest import last_weeks_monday
 
     data_dir = tmp_path_factory.mktemp("pipeline")

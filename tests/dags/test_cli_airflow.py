@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from orangescrum.cli_airflow import HOST, airflow_app, standalone_env
-from orangescrum.settings import Settings
+from orangescrum.core.settings import Settings
 
 
 def test_manifest_command_wrote_a_manifest_of_the_project(manifest: Path) -> None:

@@ -27,7 +27,7 @@ def query(pipeline: Pipeline, sql: str) -> list[tuple[Any, ...]]:
 
 
 def raw_days(pipeline: Pipeline) -> list[date]:
-    folders = Path(pipeline.settings().raw_events_path).glob("event_date=*")
+    folders = Path(pipeline.settings().lake.raw_events).glob("event_date=*")
     return sorted(date.fromisoformat(folder.name.split("=")[1]) for folder in folders)
 
 
@@ -72,7 +72,7 @@ def test_spark_batch_compacts_yesterday_and_rebuilds_the_marts(
 
     assert result.state == "success", result.failed_tasks
     assert result.xcoms["compact_yesterday"] == day.isoformat()
-    processed = Path(pipeline.settings().processed_events_path) / f"event_date={day}"
+    processed = Path(pipeline.settings().lake.processed_events) / f"event_date={day}"
     assert sorted(path.name for path in processed.iterdir()) == [
         "_compaction.json",
         "part-00000.parquet",

@@ -29,7 +29,7 @@ import psutil
 import pytest
 
 from orangescrum import airflow_support as support
-from orangescrum.processes import free_port
+from orangescrum.core.processes import free_port
 from tests.dags.conftest import DagRunResult, Pipeline
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,7 @@ def wait_for(what: str, probe, timeout: float, log: Path) -> Any:
 
 def copy_warehouse(pipeline: Pipeline, target: Path) -> Path:
     """The ingested lake and warehouse, closed first so the copy is complete."""
-    from orangescrum.dbt import _release_duckdb
+    from orangescrum.warehouse.dbt import _release_duckdb
 
     _release_duckdb()
     source = pipeline.settings()

@@ -12,8 +12,8 @@ import duckdb
 import pytest
 from dbt.cli.main import dbtRunnerResult
 
-from orangescrum.dbt import run_dbt
-from orangescrum.settings import Settings
+from orangescrum.core.settings import Settings
+from orangescrum.warehouse.dbt import run_dbt
 from tests.dbt.lake import write_lake
 
 # The first week of the fixture history ends on Friday 2024-03-08 (see tests/dbt/lake.py).

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingestion.events import TASK_STATUS_LEGEND
-from ingestion.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
 from ingestion.simulator import Delivery
+from orangescrum.core.contract.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
 
 COMPANY_ID = 1
 TOPIC = "events-raw"

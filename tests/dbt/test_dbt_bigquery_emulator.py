@@ -2,7 +2,7 @@
 
 crucible-emulator (its own venv, `.venv-bqemu`, built by `make setup`) serves BigQuery's REST
 API over DuckDB; dbt-bigquery reaches it through the profile's `api_endpoint` with
-`method: oauth-secrets` and a dummy token (orangescrum/bq_emulator.py).
+`method: oauth-secrets` and a dummy token (tests/bq_emulator.py).
 
 The emulator reads no gs://, so create_raw_events runs with `raw_relations: native` (managed
 tables, partitioned by event_date, raw_events clustered by user_id, event_type) and the
@@ -27,8 +27,8 @@ import pytest
 from dbt.cli.main import dbtRunnerResult
 from google.cloud import bigquery
 
-from orangescrum.bq_emulator import BigQueryEmulator, emulator_installed, insert_rows
-from orangescrum.settings import Settings, WarehouseTarget
+from orangescrum.core.settings import Settings, WarehouseTarget
+from tests.bq_emulator import BigQueryEmulator, emulator_installed, insert_rows
 from tests.dbt.conftest import (
     FIRST_RUN_DATE,
     MARTS,

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from orangescrum.dbt import run_dbt
-from orangescrum.settings import Settings, WarehouseTarget
+from orangescrum.core.settings import Settings, WarehouseTarget
+from orangescrum.warehouse.dbt import run_dbt
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pyarrow import fs as pafs
 
-from orangescrum.lake import lake_filesystem
-from orangescrum.settings import Settings
+from orangescrum.core.lake import filesystem_for
+from orangescrum.core.settings import Settings
 from tests.conftest import GCS_BUCKET
 from tests.dbt.conftest import Warehouse
 from tests.dbt.lake import write_lake
@@ -27,7 +27,7 @@ def test_duckdb_builds_the_marts_from_a_gcs_lake(
 ) -> None:
     local_lake = tmp_path / "local-lake"
     write_lake(local_lake)
-    gcs, root = lake_filesystem(f"gs://{GCS_BUCKET}/prod", gcs_endpoint)
+    gcs, root = filesystem_for(f"gs://{GCS_BUCKET}/prod", gcs_endpoint)
     pafs.copy_files(
         str(local_lake), root, source_filesystem=pafs.LocalFileSystem(),
         destination_filesystem=gcs,

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from orangescrum.pipeline import processed_zone_has_files
+from orangescrum.warehouse.load import processed_zone_has_files
 
 pytestmark = pytest.mark.slow
 

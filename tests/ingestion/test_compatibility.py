@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from ingestion.compatibility import CompatibilityMode, compatibility_problems
-from ingestion.registry import ConfluentSchemaRegistry, FileSchemaRegistry
-from ingestion.schema import SUBJECT, available_versions, load_schema_text
 from ingestion.serde import EventDeserializer, EventSerializer
+from orangescrum.core.contract.registry import ConfluentSchemaRegistry, FileSchemaRegistry
+from orangescrum.core.contract.schema import SUBJECT, available_versions, load_schema_text
 from tests.ingestion.test_serde import FULL_EVENT
 
 V1 = load_schema_text(1)

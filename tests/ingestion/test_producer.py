@@ -16,12 +16,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ingestion.events import EVENT_TYPES
 from ingestion.faults import BAD_KINDS
-from ingestion.registry import FileSchemaRegistry
-from ingestion.schema import load_schema_text
+from ingestion.feed import event_serializer, produce_history, produce_live
 from ingestion.serde import EventDeserializer
 from ingestion.simulator import SimulationConfig, simulate_history
-from ingestion.topics import create_topics
-from orangescrum.pipeline import event_serializer, produce_history, produce_live
+from orangescrum.core.contract.registry import FileSchemaRegistry
+from orangescrum.core.contract.schema import load_schema_text
+from orangescrum.core.topics import create_topics
 
 # A fixed start: the fortnight must contain every event type, whatever today is.
 HISTORY = SimulationConfig(

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 import fastavro
 import pytest
 
-from ingestion.registry import FileSchemaRegistry, UnknownSchemaError
-from ingestion.schema import SUBJECT, event_arrow_schema, load_schema_text
 from ingestion.serde import DecodeError, EventDeserializer, EventSerializer
+from orangescrum.core.contract.registry import FileSchemaRegistry, UnknownSchemaError
+from orangescrum.core.contract.schema import SUBJECT, event_arrow_schema, load_schema_text
 
 FULL_EVENT = {
     "event_id": "5f0c6d0e-6d5b-4f55-9d0a-0b8a3c1e2f10",

@@ -15,8 +15,8 @@ from collections import Counter
 
 import pytest
 
-from ingestion.topics import create_topics
-from orangescrum.broker import LocalKafka
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.topics import create_topics
 from tests.spark.test_crash_recovery import (
     Producer,
     batches_started,

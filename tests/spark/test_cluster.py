@@ -9,7 +9,7 @@ import sys
 import duckdb
 import pytest
 
-from ingestion.topics import create_topics
+from orangescrum.core.topics import create_topics
 from spark.cluster import LocalSparkCluster
 from tests.spark.test_stream import produce_events
 
@@ -39,6 +39,6 @@ def test_stream_runs_on_a_standalone_cluster(kafka_settings, tmp_path) -> None:
         assert list((tmp_path / "spark-logs").glob("worker-0.log"))
     with duckdb.connect() as connection:
         landed = connection.execute(
-            f"select event_id from read_parquet('{kafka_settings.raw_events_path}/*/*.parquet')"
+            f"select event_id from read_parquet('{kafka_settings.lake.raw_events}/*/*.parquet')"
         ).fetchall()
     assert sorted(row[0] for row in landed) == sorted(produced)

@@ -19,11 +19,11 @@ from pyspark.sql.types import (
 )
 from typer.testing import CliRunner
 
-from ingestion.schema import event_arrow_schema
 from orangescrum.cli_lake import batch_app
-from orangescrum.errors import OrangeScrumError
+from orangescrum.core.contract.schema import event_arrow_schema
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.lake import MANIFEST_NAME
 from spark.compaction import (
-    MANIFEST_NAME,
     compact_day,
     deduplicate_events,
     output_file_count,
@@ -75,7 +75,7 @@ def land(settings, name: str, rows: list[dict], day: date = DAY, zone: str = "ra
 
 
 def processed_dir(settings, day: date = DAY) -> Path:
-    return Path(settings.processed_events_path) / f"event_date={day}"
+    return Path(settings.lake.processed_events) / f"event_date={day}"
 
 
 def processed_files(settings, day: date = DAY) -> list[str]:
@@ -232,7 +232,7 @@ def test_recompaction_replaces_the_day_and_includes_archived_and_late_files(
     # The first file was archived since; a late batch then landed event 8 and event 1 again.
     first_file = "part-a-b0000000000-t00000.parquet"
     land(settings, first_file, [event(n, offset=n) for n in range(1, 6)], zone="archive")
-    (Path(settings.raw_events_path) / f"event_date={DAY}" / first_file).unlink()
+    (Path(settings.lake.raw_events) / f"event_date={DAY}" / first_file).unlink()
     land(
         settings,
         "part-a-b0000000009-t00000.parquet",
@@ -272,7 +272,7 @@ def test_missing_raw_day_is_an_error_naming_the_path(settings) -> None:
     with pytest.raises(OrangeScrumError) as error:
         raw_files_for_day(settings, missing)
 
-    assert f"{settings.raw_events_path}/event_date={missing}" in str(error.value)
+    assert f"{settings.lake.raw_events}/event_date={missing}" in str(error.value)
 
 
 def test_compact_day_checks_the_day_before_reading(settings) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.topics import create_topics
 from orangescrum import REPO_ROOT
+from orangescrum.core.topics import create_topics
 from tests.spark.test_stream import lake_ids, produce_events
 
 pytestmark = pytest.mark.slow
@@ -44,8 +44,8 @@ FINAL_TIMEOUT = 180
 STREAM_SCRIPT = """
 import sys
 
-from orangescrum.logs import configure_logging
-from orangescrum.settings import Settings
+from orangescrum.core.logs import configure_logging
+from orangescrum.core.settings import Settings
 from spark.session import build_session
 from spark.stream import run_stream
 
@@ -144,7 +144,7 @@ def kill_tree(process: subprocess.Popen) -> None:
 
 def batches_started(settings) -> int:
     """Micro-batches recorded as finished (metrics) across every run so far."""
-    return len(list(Path(settings.metrics_path).glob("*.parquet")))
+    return len(list(Path(settings.lake.metrics).glob("*.parquet")))
 
 
 def checkpoint_batches(settings) -> tuple[int, int]:
@@ -166,7 +166,7 @@ def tail(log_file: Path, lines: int = 60) -> str:
 
 def writes_in_flight(settings) -> set[Path]:
     """Hidden pending files of landing writes not yet published (renamed into place)."""
-    return set(Path(settings.raw_events_path).glob("*/.*.pending"))
+    return set(Path(settings.lake.raw_events).glob("*/.*.pending"))
 
 
 def wait_for_write_in_flight(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pyarrow.dataset as ds
 import pytest
 
-from ingestion.topics import create_topics
-from orangescrum.lake import lake_filesystem
+from orangescrum.core.lake import filesystem_for
+from orangescrum.core.topics import create_topics
 from spark.stream import run_stream
 from tests.conftest import GCS_BUCKET, gcs_client
 from tests.spark.test_stream import produce_events
@@ -23,7 +23,7 @@ def test_stream_lands_events_in_a_gcs_lake(spark, kafka_settings, gcs_endpoint) 
     settings = kafka_settings.model_copy(
         update={"lake_uri": f"gs://{GCS_BUCKET}/prod", "gcs_endpoint": gcs_endpoint}
     )
-    assert settings.raw_events_path == f"gs://{GCS_BUCKET}/prod/raw/events"
+    assert settings.lake.raw_events == f"gs://{GCS_BUCKET}/prod/raw/events"
     create_topics(settings)
     produced = produce_events(settings, 500)
 
@@ -34,6 +34,6 @@ def test_stream_lands_events_in_a_gcs_lake(spark, kafka_settings, gcs_endpoint) 
     names = [blob.name for blob in blobs]
     assert any(name.startswith("prod/raw/metrics/metrics-") for name in names)
     assert all("event_date=" in n for n in names if n.startswith("prod/raw/events/"))
-    filesystem, root = lake_filesystem(settings.lake_root, gcs_endpoint)
+    filesystem, root = filesystem_for(settings.lake_root, gcs_endpoint)
     lake = ds.dataset(f"{root}/raw/events", filesystem=filesystem, partitioning="hive")
     assert sorted(lake.to_table(columns=["event_id"])["event_id"].to_pylist()) == sorted(produced)

@@ -13,9 +13,14 @@ import pytest
 from pyarrow.fs import LocalFileSystem
 
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON, make_bad_messages
-from ingestion.registry import FileSchemaRegistry
-from ingestion.schema import DEAD_LETTER_SCHEMA, SUBJECT, event_arrow_schema, load_schema_text
 from ingestion.serde import EventSerializer
+from orangescrum.core.contract.registry import FileSchemaRegistry
+from orangescrum.core.contract.schema import (
+    DEAD_LETTER_SCHEMA,
+    SUBJECT,
+    event_arrow_schema,
+    load_schema_text,
+)
 from spark.decode import DecodeRules, decode_kafka_records
 from spark.landing import LandingConfig, land_partition, publish, split_by_date, split_outcomes
 from tests.ingestion.test_serde import FULL_EVENT

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from ingestion.schema import DEAD_LETTER_SCHEMA
 from orangescrum.cli_lake import maintenance_app
-from orangescrum.errors import OrangeScrumError
-from spark.compaction import MANIFEST_NAME, compact_day
-from spark.maintenance import (
+from orangescrum.core.contract.schema import DEAD_LETTER_SCHEMA
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.lake import MANIFEST_NAME
+from orangescrum.maintenance import (
     ArchiveDecision,
     DeadLetterCount,
     archive_decisions,
@@ -26,6 +26,7 @@ from spark.maintenance import (
     dead_letter_report,
     restore_archived,
 )
+from spark.compaction import compact_day
 from tests.spark.test_compaction import event, land
 
 TODAY = date(2026, 11, 24)
@@ -37,11 +38,11 @@ def day_ago(days: int) -> date:
 
 
 def raw_dir(settings, day: date) -> Path:
-    return Path(settings.raw_events_path) / f"event_date={day}"
+    return Path(settings.lake.raw_events) / f"event_date={day}"
 
 
 def archive_dir(settings, day: date) -> Path:
-    return Path(settings.archive_path) / "raw" / "events" / f"event_date={day}"
+    return Path(settings.lake.archive) / "raw" / "events" / f"event_date={day}"
 
 
 def names(folder: Path) -> list[str]:
@@ -59,7 +60,7 @@ def land_day(settings, day: date, files: int = 2) -> list[str]:
 
 def mark_compacted(settings, day: date) -> None:
     """A processed copy covering the day's current raw files (what compact_day leaves)."""
-    folder = Path(settings.processed_events_path) / f"event_date={day}"
+    folder = Path(settings.lake.processed_events) / f"event_date={day}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "part-00000.parquet").write_bytes(b"compacted")
     manifest = {"day": day.isoformat(), "source_file_names": names(raw_dir(settings, day))}
@@ -129,7 +130,7 @@ def test_archive_moves_only_old_days_with_a_current_processed_copy(
 def test_archive_dry_run_moves_nothing(lake) -> None:
     assert archive_raw(lake, 3, TODAY, dry_run=True) == [day_ago(40), day_ago(5)]
     assert len(names(raw_dir(lake, day_ago(40)))) == 2
-    assert not (Path(lake.archive_path)).exists()
+    assert not (Path(lake.lake.archive)).exists()
 
 
 def test_archived_files_keep_their_bytes(lake) -> None:
@@ -200,7 +201,7 @@ def test_compact_archive_restore_round_trip(spark, settings) -> None:
 
 # --- dead letters -------------------------------------------------------------------------------
 def land_dead_letters(settings, day: date, name: str, reasons: list[str]) -> None:
-    folder = Path(settings.dead_letter_path) / f"event_date={day}"
+    folder = Path(settings.lake.dead_letters) / f"event_date={day}"
     folder.mkdir(parents=True, exist_ok=True)
     rows = [
         {
@@ -223,7 +224,7 @@ def test_dead_letter_report_counts_per_day_and_reason(settings) -> None:
     )
     land_dead_letters(settings, day_ago(1), "part-a-b2-t1.parquet", ["empty_value"])
     # A writer's temp file is not a dead letter yet.
-    (Path(settings.dead_letter_path) / f"event_date={day_ago(1)}" / ".x.parquet.1.tmp").touch()
+    (Path(settings.lake.dead_letters) / f"event_date={day_ago(1)}" / ".x.parquet.1.tmp").touch()
 
     assert dead_letter_report(settings) == [
         DeadLetterCount(day_ago(2), "not_confluent_avro", 3),
@@ -245,7 +246,7 @@ def age_file(path: Path, days: float) -> None:
 
 
 def test_cleanup_deletes_only_old_metrics_and_logs(settings) -> None:
-    metrics = Path(settings.metrics_path)
+    metrics = Path(settings.lake.metrics)
     for name, days in (("metrics-a-b0.parquet", 100), ("metrics-a-b1.parquet", 30.5)):
         age_file(metrics / name, days)
     age_file(metrics / "metrics-a-b2.parquet", 1)
@@ -326,12 +327,25 @@ def test_cli_dlq_report_table(settings, monkeypatch) -> None:
 def test_cli_cleanup_reports_what_it_deleted(settings, monkeypatch) -> None:
     monkeypatch.setenv("ORANGESCRUM_DATA_DIR", str(settings.data_dir))
     old = datetime.now(UTC) - timedelta(days=100)
-    for path in (Path(settings.metrics_path) / "metrics-a-b0.parquet", settings.log_dir / "x.log"):
+    abandoned = Path(settings.checkpoint_root) / "events-raw-to-lake-old" / "offsets" / "0"
+    live = Path(settings.lake.stream_checkpoint) / "offsets" / "0"
+    for path in (
+        Path(settings.lake.metrics) / "metrics-a-b0.parquet",
+        settings.log_dir / "x.log",
+        abandoned,
+        live,
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
+    for path in Path(settings.data_dir).rglob("*"):
         os.utime(path, (old.timestamp(), old.timestamp()))
 
     result = CliRunner().invoke(maintenance_app, ["cleanup", "--older-than", "90"])
 
     assert result.exit_code == 0, result.output
-    assert "deleted 1 metrics file(s) and 1 log file(s) older than 90 days" in result.output
+    assert (
+        "deleted 1 metrics file(s), 1 log file(s) and 1 abandoned checkpoint folder(s) older "
+        "than 90 days" in " ".join(result.output.split())
+    )
+    assert not abandoned.exists()
+    assert live.exists()  # the live stream's offsets are never pruned

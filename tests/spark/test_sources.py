@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from orangescrum.settings import Settings
+from orangescrum.core.settings import Settings
 from spark.stream import kafka_source_options, read_kafka
 
 

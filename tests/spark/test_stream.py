@@ -13,15 +13,14 @@ import duckdb
 import pytest
 
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON, make_bad_messages
+from ingestion.feed import event_serializer
 from ingestion.producer import EventProducer
-from ingestion.topics import create_topics, delete_topics
 from orangescrum import REPO_ROOT
-from orangescrum.broker import LocalKafka
-from orangescrum.errors import OrangeScrumError
-from orangescrum.pipeline import event_serializer
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.topics import create_topics, delete_topics
 from spark.stream import (
     BatchLander,
-    checkpoint_location,
     checkpoint_lock,
     landing_config,
     run_stream,
@@ -56,7 +55,7 @@ def produce_events(settings, count: int, first: int = 0) -> list[str]:
 def lake_ids(settings) -> list[str]:
     with duckdb.connect() as connection:
         rows = connection.execute(
-            f"select event_id from read_parquet('{settings.raw_events_path}/*/*.parquet', "
+            f"select event_id from read_parquet('{settings.lake.raw_events}/*/*.parquet', "
             "hive_partitioning = true)"
         ).fetchall()
     return [row[0] for row in rows]
@@ -82,7 +81,7 @@ def test_restart_resumes_from_checkpoint_without_loss_or_duplicates(spark, kafka
     with duckdb.connect() as connection:
         metrics = connection.execute(
             f"select sum(rows_landed), count(*), max(lag_total) "
-            f"from read_parquet('{settings.metrics_path}/*.parquet')"
+            f"from read_parquet('{settings.lake.metrics}/*.parquet')"
         ).fetchone()
     assert metrics[0] == 1_900
     assert metrics[1] == first.batches + second.batches
@@ -109,10 +108,10 @@ def test_bad_messages_are_dead_lettered_and_counted(spark, kafka_settings) -> No
         reasons = dict(
             connection.execute(
                 f"select reason, count(*) from read_parquet("
-                f"'{kafka_settings.dead_letter_path}/*/*.parquet') group by reason"
+                f"'{kafka_settings.lake.dead_letters}/*/*.parquet') group by reason"
             ).fetchall()
         )
-        metrics_glob = f"{kafka_settings.metrics_path}/*.parquet"
+        metrics_glob = f"{kafka_settings.lake.metrics}/*.parquet"
         metrics_reasons = connection.execute(
             f"select dead_letter_reasons from read_parquet('{metrics_glob}')"
         ).fetchone()[0]
@@ -179,7 +178,7 @@ def test_an_unwritable_lake_stops_the_stream_naming_the_path(spark, kafka_settin
 def test_a_second_stream_on_one_checkpoint_is_refused(spark, kafka_settings) -> None:
     create_topics(kafka_settings)
     produce_events(kafka_settings, 10)
-    held = checkpoint_lock(checkpoint_location(kafka_settings))  # as another process would
+    held = checkpoint_lock(kafka_settings.lake.stream_checkpoint)  # as another process would
     refused = pytest.raises(OrangeScrumError, match=r"Another stream .* on the checkpoint")
     with held, refused:
         run_stream(spark, kafka_settings, available_now=True)
@@ -220,7 +219,7 @@ def test_sigterm_stops_a_continuous_stream_with_one_word(kafka_settings, tmp_pat
         process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=sink, stderr=sink)
 
     def batch_landed() -> bool:
-        return any(Path(kafka_settings.metrics_path).glob("*.parquet"))
+        return any(Path(kafka_settings.lake.metrics).glob("*.parquet"))
 
     printed = sigterm_when_ready(process, batch_landed, output)
     assert process.returncode == 130, printed
@@ -230,7 +229,7 @@ def test_sigterm_stops_a_continuous_stream_with_one_word(kafka_settings, tmp_pat
 
 def test_lag_is_unknown_not_fatal_while_the_broker_is_away(settings) -> None:
     away = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1"})
-    checkpoint = checkpoint_location(away)
+    checkpoint = away.lake.stream_checkpoint
     lander = BatchLander(away, checkpoint, landing_config(away, checkpoint))
     try:
         assert lander._lag({"0": 5}) is None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from orangescrum.errors import OrangeScrumError
+from orangescrum.core.errors import OrangeScrumError
 
 log = logging.getLogger(__name__)
 

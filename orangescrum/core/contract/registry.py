@@ -12,7 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
-from ingestion.schema import SCHEMA_DIR, canonical_schema
+from orangescrum.core.contract import REGISTRY_FILE
+from orangescrum.core.contract.schema import canonical_schema
 
 
 class UnknownSchemaError(LookupError):
@@ -36,7 +37,8 @@ class SchemaRegistry(Protocol):
 class FileSchemaRegistry:
     """Read-only registry over registry.json: new versions are added by committing a file."""
 
-    def __init__(self, registry_file: Path = SCHEMA_DIR / "registry.json") -> None:
+    def __init__(self, registry_file: Path = REGISTRY_FILE) -> None:
+        self._file = registry_file
         document = json.loads(registry_file.read_text())
         self._by_id: dict[int, str] = {}
         self._ids_by_subject: dict[str, dict[str, int]] = {}
@@ -51,7 +53,7 @@ class FileSchemaRegistry:
             return self._ids_by_subject[subject][canonical_schema(schema_text)]
         except KeyError:
             raise UnknownSchemaError(
-                f"schema not listed for subject {subject!r} in ingestion/schemas/registry.json; "
+                f"schema not listed for subject {subject!r} in {self._file}; "
                 "add the new version there (after `orangescrum schema check`)"
             ) from None
 

@@ -14,7 +14,8 @@ from typing import Any
 import fastavro
 import pyarrow as pa
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+from orangescrum.core.contract import SCHEMA_DIR
+
 SUBJECT = "events-raw-value"
 
 # Columns the stream adds to every landed event. event_date is the Hive partition

@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orangescrum import REPO_ROOT
+from orangescrum.core.contract import REGISTRY_FILE
+from orangescrum.core.lake import LakeLayout
 
 
 class LogFormat(StrEnum):
@@ -75,7 +77,7 @@ class Settings(BaseSettings):
     schema_registry_url: str = Field(
         default="",
         description="Confluent-compatible registry URL. Empty: the file-backed registry "
-        "shipped in ingestion/schemas/registry.json.",
+        "shipped in orangescrum/core/contract/schemas/registry.json.",
     )
     schema_registry_basic_auth: SecretStr = Field(
         default=SecretStr(""), description="user:password for the registry, if it needs one."
@@ -186,32 +188,13 @@ class Settings(BaseSettings):
         return uri.rstrip("/")
 
     @property
-    def lake_is_local(self) -> bool:
-        return "://" not in self.lake_root
-
-    @property
-    def raw_events_path(self) -> str:
-        return f"{self.lake_root}/raw/events"
-
-    @property
-    def dead_letter_path(self) -> str:
-        return f"{self.lake_root}/raw/_dead_letter"
-
-    @property
-    def metrics_path(self) -> str:
-        return f"{self.lake_root}/raw/metrics"
-
-    @property
-    def processed_events_path(self) -> str:
-        return f"{self.lake_root}/processed/events"
-
-    @property
-    def archive_path(self) -> str:
-        return f"{self.lake_root}/archive"
-
-    @property
     def checkpoint_root(self) -> str:
         return self.checkpoint_dir or str(self.data_dir / "checkpoints")
+
+    @property
+    def lake(self) -> LakeLayout:
+        """Every zone and file name of the lake (and where the stream checkpoints)."""
+        return LakeLayout(self.lake_root, self.gcs_endpoint, self.checkpoint_root)
 
     @property
     def duckdb_file(self) -> Path:
@@ -296,8 +279,7 @@ def effective_values(settings: Settings) -> dict[str, str]:
         "checkpoint_dir": settings.checkpoint_root,
         "duckdb_path": str(settings.duckdb_file),
         "dbt_manifest_path": str(settings.dbt_manifest_file),
-        "schema_registry_url": settings.schema_registry_url
-        or f"(file-backed: {REPO_ROOT / 'ingestion' / 'schemas' / 'registry.json'})",
+        "schema_registry_url": settings.schema_registry_url or f"(file-backed: {REGISTRY_FILE})",
         "kafka_bootstrap_servers": settings.kafka_bootstrap_servers
         or "(none: commands that need a broker start the local one)",
     }

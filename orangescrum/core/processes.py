@@ -7,7 +7,7 @@ import subprocess
 from types import TracebackType
 from typing import Self
 
-from orangescrum.errors import OrangeScrumError
+from orangescrum.core.errors import OrangeScrumError
 
 HOST = "127.0.0.1"
 

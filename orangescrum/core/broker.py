@@ -1,6 +1,6 @@
 """The local Apache Kafka: KRaft brokers (combined broker + controller) on loopback ports.
 
-The jars come from Maven Central (orangescrum/jars.py). Each node keeps its log dirs under
+The jars come from Maven Central (orangescrum/core/jars.py). Each node keeps its log dirs under
 the data dir, so topics and messages survive a restart of the broker; the ports a cluster
 last used are kept there too and reused when free, so clients' settings stay valid.
 Production points ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS at a real cluster instead.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.jars import java, kafka_classpath
-from orangescrum.processes import (
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.jars import java, kafka_classpath
+from orangescrum.core.processes import (
     HOST,
     ManagedService,
     claim_port,

@@ -1,7 +1,8 @@
 """Lake housekeeping: archive old raw partitions, restore them, report dead letters, prune.
 
-Everything goes through pyarrow filesystems (`orangescrum.lake.lake_filesystem`), so the same
-code runs on a local folder and on gs://. No Spark needed.
+Everything goes through the lake layout's pyarrow filesystem (`orangescrum.core.lake`), so the
+same code runs on a local folder and on gs://. No Spark needed: the CLI and the maintenance
+DAG call these functions directly.
 
 Archiving is conservative: a raw day moves to `{lake}/archive/raw/events/event_date=D/` only
 when it is older than the retention, is not today or yesterday (the stream still writes
@@ -13,7 +14,10 @@ once empty, so a late event landing during the move is never lost or broken.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -21,14 +25,12 @@ from typing import NamedTuple
 import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.lake import lake_filesystem, list_files
-from orangescrum.settings import Settings
-from spark.compaction import DayPaths, read_manifest
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.lake import list_files, partition_day, read_manifest
+from orangescrum.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PARTITION_PREFIX = "event_date="
 # Days the stream may still be writing, counted back from today (today and yesterday).
 OPEN_DAYS = 2
 # Hidden temp files of an atomic write older than this belong to a killed writer.
@@ -52,12 +54,13 @@ def partition_days(filesystem: pafs.FileSystem, folder: str) -> list[date]:
     selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
     days = []
     for info in filesystem.get_file_info(selector):
-        if info.type != pafs.FileType.Directory or not info.base_name.startswith(PARTITION_PREFIX):
+        if info.type != pafs.FileType.Directory:
             continue
-        try:
-            days.append(date.fromisoformat(info.base_name.removeprefix(PARTITION_PREFIX)))
-        except ValueError:
+        day = partition_day(info.base_name)
+        if day is None:
             log.warning("ignoring %s: not an event_date=YYYY-MM-DD folder", info.path)
+            continue
+        days.append(day)
     return sorted(days)
 
 
@@ -67,11 +70,11 @@ def archive_decisions(
     """For every raw day, whether it may be archived now and why (or why not)."""
     if older_than_days < 0:
         raise OrangeScrumError(f"--older-than must be 0 or more days, got {older_than_days}.")
-    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    filesystem, lake = settings.lake.open()
     decisions = []
-    for day in partition_days(filesystem, f"{root}/raw/events"):
+    for day in partition_days(filesystem, lake.raw_events):
         age = (today - day).days
-        paths = DayPaths(root, day)
+        paths = lake.day(day)
         if age < OPEN_DAYS:
             decisions.append(ArchiveDecision(day, False, "still being written"))
             continue
@@ -105,7 +108,7 @@ def archive_raw(
 
     Returns the archived days (with `dry_run`, the days that would be archived).
     """
-    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    filesystem, lake = settings.lake.open()
     archived = []
     for decision in archive_decisions(settings, older_than_days, today):
         if not decision.archived:
@@ -115,7 +118,7 @@ def archive_raw(
         if dry_run:
             log.info("would archive raw %s (%s)", decision.day, decision.reason)
             continue
-        paths = DayPaths(root, decision.day)
+        paths = lake.day(decision.day)
         moved = _move_landed_files(filesystem, paths.raw, paths.archive)
         log.info("archived raw %s: %d file(s) -> %s", decision.day, moved, paths.archive)
     return archived
@@ -123,11 +126,11 @@ def archive_raw(
 
 def restore_archived(settings: Settings, day: date) -> int:
     """Move an archived raw day back to raw/ (e.g. to re-compact it); returns files moved."""
-    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
-    paths = DayPaths(root, day)
+    filesystem, lake = settings.lake.open()
+    paths = lake.day(day)
     if not list_files(filesystem, paths.archive):
         raise OrangeScrumError(
-            f"nothing to restore for {day.isoformat()}: {_uri(settings, paths.archive)} holds "
+            f"nothing to restore for {day.isoformat()}: {settings.lake.uri(paths.archive)} holds "
             "no Parquet file."
         )
     moved = _move_landed_files(filesystem, paths.archive, paths.raw)
@@ -137,27 +140,80 @@ def restore_archived(settings: Settings, day: date) -> int:
 
 def dead_letter_report(settings: Settings) -> list[DeadLetterCount]:
     """Dead letters per (event_date, reason), oldest day first."""
-    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
-    folder = f"{root}/raw/_dead_letter"
-    files = list_files(filesystem, folder)
+    filesystem, lake = settings.lake.open()
+    files = list_files(filesystem, lake.dead_letters)
     if not files:
         return []
     dataset = ds.dataset(files, filesystem=filesystem, format="parquet")
     counts: Counter[tuple[date, str]] = Counter()
     for fragment in dataset.get_fragments():
         day = _partition_day(fragment.path)
+        if day is None:  # not under an event_date= folder: not a landed dead letter
+            continue
         reasons = fragment.to_table(columns=["reason"])["reason"].value_counts().to_pylist()
         for entry in reasons:
             counts[(day, entry["values"])] += entry["counts"]
     return [DeadLetterCount(day, reason, counts[(day, reason)]) for day, reason in sorted(counts)]
 
 
+def dead_letter_totals(counts: Sequence[DeadLetterCount]) -> dict[str, int]:
+    """Log dead letters per day and reason; returns the totals per reason."""
+    totals: dict[str, int] = {}
+    for row in counts:
+        log.info("dead letters %s %-24s %d", row.event_date, row.reason, row.count)
+        totals[row.reason] = totals.get(row.reason, 0) + row.count
+    log.info("dead letters in the lake: %d (%s)", sum(totals.values()), totals or "none")
+    return totals
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    metrics_files: int
+    log_files: int
+    checkpoints: list[str]
+
+
+def cleanup(settings: Settings, older_than_days: int, now: datetime) -> CleanupResult:
+    """Everything `maintenance cleanup` and the maintenance DAG prune, with the same age."""
+    return CleanupResult(
+        metrics_files=cleanup_old_metrics(settings, older_than_days, now),
+        log_files=cleanup_old_logs(settings, older_than_days, now),
+        checkpoints=remove_stale_checkpoints(settings, older_than_days, now),
+    )
+
+
+def remove_stale_checkpoints(settings: Settings, older_than_days: int, now: datetime) -> list[str]:
+    """Delete abandoned streaming checkpoints: local folders under the checkpoint root that
+    are not the live query's and have not been written for `older_than_days`.
+
+    The live checkpoint holds the Kafka offsets and is never touched (Spark prunes its own
+    history through spark.sql.streaming.minBatchesToRetain). Non-local roots are left alone.
+    """
+    root = Path(settings.checkpoint_root)
+    if "://" in settings.checkpoint_root or not root.is_dir():
+        return []
+    live = Path(settings.lake.stream_checkpoint).resolve()
+    cutoff = (now - timedelta(days=older_than_days)).timestamp()
+    removed = []
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
+        if folder.resolve() == live:
+            continue
+        newest = max(
+            (path.stat().st_mtime for path in folder.rglob("*")), default=folder.stat().st_mtime
+        )
+        if newest < cutoff:
+            shutil.rmtree(folder)
+            removed.append(str(folder))
+    log.info("removed %d abandoned checkpoint folder(s) under %s", len(removed), root)
+    return removed
+
+
 def cleanup_old_metrics(settings: Settings, older_than_days: int, now: datetime) -> int:
     """Delete streaming metrics files last written more than `older_than_days` ago."""
-    filesystem, root = lake_filesystem(settings.lake_root, settings.gcs_endpoint)
+    filesystem, lake = settings.lake.open()
     cutoff = now - timedelta(days=older_than_days)
     deleted = 0
-    selector = pafs.FileSelector(f"{root}/raw/metrics", recursive=False, allow_not_found=True)
+    selector = pafs.FileSelector(lake.metrics, recursive=False, allow_not_found=True)
     for info in filesystem.get_file_info(selector):
         if info.type != pafs.FileType.File or info.mtime is None:
             continue
@@ -219,9 +275,8 @@ def _remove_if_empty(filesystem: pafs.FileSystem, folder: str) -> None:
         filesystem.delete_dir(folder)
 
 
-def _partition_day(path: str) -> date:
-    folder = path.rpartition("/")[0].rpartition("/")[2]
-    return date.fromisoformat(folder.removeprefix(PARTITION_PREFIX))
+def _partition_day(path: str) -> date | None:
+    return partition_day(path.rpartition("/")[0].rpartition("/")[2])
 
 
 def _name(path: str) -> str:
@@ -230,7 +285,3 @@ def _name(path: str) -> str:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _uri(settings: Settings, path: str) -> str:
-    return path if settings.lake_is_local else f"gs://{path}"

@@ -8,8 +8,8 @@ import time
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.settings import Settings
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

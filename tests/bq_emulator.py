@@ -29,8 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST, ManagedService, claim_port, stop_process
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.processes import HOST, ManagedService, claim_port, stop_process
 
 if TYPE_CHECKING:
     from google.cloud import bigquery

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
-from orangescrum.errors import OrangeScrumError
-from orangescrum.processes import HOST
-from orangescrum.settings import Settings, WarehouseTarget
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.processes import HOST
+from orangescrum.core.settings import Settings, WarehouseTarget
 
 log = logging.getLogger(__name__)
 
