@@ -28,12 +28,13 @@ settings = support.load_settings()
 def orangescrum_ingest() -> None:
     @task(execution_timeout=support.STREAM_TIMEOUT)
     def stream_micro_run() -> dict[str, int]:
-        from ingestion.feed import require_broker
+        from orangescrum.core.broker import require_broker
+        from spark.session import spark_session
         from spark.stream import run_stream
 
         run_settings = support.load_settings()
         require_broker(run_settings)
-        with support.spark_session(run_settings, "orangescrum-ingest") as spark:
+        with spark_session(run_settings, "orangescrum-ingest") as spark:
             totals = run_stream(spark, run_settings, available_now=True)
         return {
             "batches": totals.batches,

@@ -38,10 +38,11 @@ def orangescrum_spark_batch() -> None:
     @task(execution_timeout=support.COMPACTION_TIMEOUT)
     def compact_yesterday() -> str:
         from spark.compaction import compact_day
+        from spark.session import spark_session
 
         run_settings = support.load_settings()
         day = support.processing_day(get_current_context())
-        with support.spark_session(run_settings, "orangescrum-compaction") as spark:
+        with spark_session(run_settings, "orangescrum-compaction") as spark:
             compact_day(spark, run_settings, day)
         return day.isoformat()
 

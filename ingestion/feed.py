@@ -14,7 +14,6 @@ from ingestion.faults import BadMessage, make_bad_messages
 from ingestion.producer import DeliveryReport, EventProducer
 from ingestion.serde import EventSerializer
 from ingestion.simulator import Delivery, SimulationConfig, iter_live, simulate_history
-from orangescrum.core.broker import wait_until_ready
 from orangescrum.core.contract.registry import registry_for
 from orangescrum.core.contract.schema import SUBJECT, load_schema_text
 from orangescrum.core.errors import OrangeScrumError
@@ -43,16 +42,6 @@ class ProduceReport:
     @property
     def messages(self) -> int:
         return self.events + sum(self.bad_by_kind.values())
-
-
-def require_broker(settings: Settings) -> None:
-    if not settings.kafka_bootstrap_servers:
-        raise OrangeScrumError(
-            "No Kafka broker is configured: start one with `orangescrum broker start` and set "
-            "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS to the address it prints, or run "
-            "`orangescrum demo`, which brings its own."
-        )
-    wait_until_ready(settings.kafka_bootstrap_servers, timeout_seconds=15)
 
 
 def event_serializer(settings: Settings) -> EventSerializer:

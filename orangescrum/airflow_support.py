@@ -22,20 +22,18 @@ Settings (orangescrum/core/settings.py) the DAGs read:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orangescrum import REPO_ROOT
 from orangescrum.core.errors import OrangeScrumError
-from orangescrum.core.settings import Settings, WarehouseTarget
+from orangescrum.core.settings import Settings, WarehouseTarget, load_settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
     from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +63,6 @@ MAINTENANCE_TIMEOUT = timedelta(minutes=15)
 
 
 # --- settings and paths ---------------------------------------------------------------------
-def load_settings() -> Settings:
-    """ORANGESCRUM_* settings as the DAG processor and the tasks see them."""
-    try:
-        return Settings()
-    except ValueError as error:
-        raise OrangeScrumError(f"invalid ORANGESCRUM_* setting: {error}") from None
-
-
 def manifest_path() -> Path:
     """Where the prebuilt dbt manifest is read from (ORANGESCRUM_DBT_MANIFEST_PATH)."""
     return load_settings().dbt_manifest_file
@@ -349,26 +339,6 @@ def dbt_task_group(
 
 
 # --- helpers the tasks call -----------------------------------------------------------------
-@contextmanager
-def spark_session(settings: Settings, app_name: str) -> Iterator[SparkSession]:
-    """A SparkSession for one task, stopped afterwards unless it was already running.
-
-    A task process normally starts its own; when the process already hosts one (`dag.test()`
-    inside a test session), the task shares it and leaves it running for its owner.
-    """
-    from pyspark import SparkContext
-
-    from spark.session import build_session
-
-    already_running = SparkContext._active_spark_context is not None
-    session = build_session(settings, app_name)
-    try:
-        yield session
-    finally:
-        if not already_running:
-            session.stop()
-
-
 def run_moment(context: Any) -> datetime:
     """When a run is "as of": its logical date, or when it was due for runs without one."""
     moment = context.get("logical_date") or context["dag_run"].run_after

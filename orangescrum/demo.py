@@ -24,7 +24,7 @@ from orangescrum.warehouse.load import (
     load_raw_events,
     warehouse_counts,
 )
-from spark.session import build_session
+from spark.session import spark_session
 from spark.stream import StreamTotals, run_stream
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,8 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             f"{sum(produced.bad_by_kind.values())} bad"
         )
         console.print(f"[4/{total_steps}] Spark Structured Streaming (AvailableNow) -> lake")
-        spark = build_session(settings, "orangescrum-demo")
-        try:
+        with spark_session(settings, "orangescrum-demo") as spark:
             streamed = run_stream(spark, settings, available_now=True)
-        finally:
-            spark.stop()
     console.print(f"[5/{total_steps}] raw_events in DuckDB over the lake")
     load_raw_events(settings, quiet=True)
     console.print(f"[6/{total_steps}] dbt build (models, data tests, unit tests)")

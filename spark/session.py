@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from py4j.protocol import Py4JError
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from orangescrum.core.jars import java, spark_connector_jars
@@ -52,3 +54,19 @@ def stop_session(session: SparkSession) -> None:
     """Stop Spark, also when an interrupt broke the py4j connection it would stop through."""
     with contextlib.suppress(Py4JError):
         session.stop()
+
+
+@contextlib.contextmanager
+def spark_session(settings: Settings, app_name: str) -> Iterator[SparkSession]:
+    """A SparkSession for one job, stopped afterwards unless it was already running.
+
+    A CLI command or an Airflow task normally starts its own; when the process already hosts
+    one (`dag.test()` inside a test session), the job shares it and leaves it running.
+    """
+    already_running = SparkContext._active_spark_context is not None
+    session = build_session(settings, app_name)
+    try:
+        yield session
+    finally:
+        if not already_running:
+            stop_session(session)

@@ -36,7 +36,7 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from orangescrum import REPO_ROOT
-from orangescrum.cli_dashboard import APP_PATH, dashboard, streamlit_command
+from orangescrum.cli.dashboard import APP_PATH, dashboard, streamlit_command
 from orangescrum.dashboard import queries
 from orangescrum.dashboard.queries import Filters, WarehouseNotReadyError
 

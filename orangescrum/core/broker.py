@@ -28,6 +28,7 @@ from orangescrum.core.processes import (
     port_is_free,
     stop_process,
 )
+from orangescrum.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -300,3 +301,13 @@ def _launch(java_binary: str, classpath: str, node: Node) -> subprocess.Popen[by
     command = _kafka_command(java_binary, classpath, node, "kafka.Kafka", str(node.config_file))
     with (node.directory / "stdout.log").open("ab") as output:
         return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+
+
+def require_broker(settings: Settings) -> None:
+    if not settings.kafka_bootstrap_servers:
+        raise OrangeScrumError(
+            "No Kafka broker is configured: start one with `orangescrum broker start` and set "
+            "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS to the address it prints, or run "
+            "`orangescrum demo`, which brings its own."
+        )
+    wait_until_ready(settings.kafka_bootstrap_servers, timeout_seconds=15)

@@ -9,6 +9,8 @@ never change, so the transitive set is pinned with them. Downloads land in one I
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
 import os
 import shutil
@@ -53,9 +55,8 @@ SPARK_PACKAGE_EXCLUDES = (
 
 
 def spark_version() -> str:
-    import pyspark
-
-    return pyspark.__version__
+    # Package metadata, not `import pyspark`: the broker needs these jars without Spark.
+    return importlib.metadata.version("pyspark")
 
 
 def spark_modules() -> tuple[Module, ...]:
@@ -82,9 +83,9 @@ def java() -> str:
 
 
 def ivy_jar() -> Path:
-    import pyspark
-
-    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("ivy-*.jar"))
+    spec = importlib.util.find_spec("pyspark")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    jars = sorted(jar for folder in folders for jar in (Path(folder) / "jars").glob("ivy-*.jar"))
     if not jars:
         raise OrangeScrumError(
             "pyspark's Apache Ivy jar (pyspark/jars/ivy-*.jar) is missing; reinstall with "

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orangescrum import REPO_ROOT
 from orangescrum.core.contract import REGISTRY_FILE
+from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.lake import LakeLayout
 
 
@@ -266,6 +267,14 @@ class Settings(BaseSettings):
             "ORANGESCRUM_DBT_THREADS": str(self.dbt_threads),
             "DBT_PROFILES_DIR": str(self.dbt_profiles_dir),
         } | ({"ORANGESCRUM_BIGQUERY_METHOD": self.bigquery_method} if self.bigquery_method else {})
+
+
+def load_settings() -> Settings:
+    """Settings from ORANGESCRUM_* variables (and .env); a bad value is one sentence naming it."""
+    try:
+        return Settings()
+    except ValueError as error:
+        raise OrangeScrumError(f"invalid ORANGESCRUM_* setting: {error}") from None
 
 
 def effective_values(settings: Settings) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The local activity dashboard: a Streamlit script on the DuckDB marts.
 
 Served by `orangescrum dashboard` (`streamlit run` of this file); the warehouse is
-`Settings().duckdb_file` (ORANGESCRUM_DUCKDB_PATH or <ORANGESCRUM_DATA_DIR>/warehouse.duckdb).
+`load_settings().duckdb_file` (ORANGESCRUM_DUCKDB_PATH or <ORANGESCRUM_DATA_DIR>/warehouse.duckdb).
 Query results are cached per warehouse version (the file's modification time), so the page
 shows fresh data on the next interaction or reload after a rebuild.
 """
@@ -16,7 +16,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from orangescrum.core.settings import Settings
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.settings import load_settings
 from orangescrum.dashboard import queries
 
 PANELS: dict[str, Callable[..., pd.DataFrame]] = {
@@ -241,9 +242,9 @@ def main() -> None:
     st.set_page_config(page_title="OrangeScrum activity", page_icon="📊", layout="wide")
     st.title("OrangeScrum activity")
     try:
-        path = Settings().duckdb_file
-    except ValueError as error:
-        st.error(f"Invalid ORANGESCRUM_* setting: {error}")
+        path = load_settings().duckdb_file
+    except OrangeScrumError as error:
+        st.error(str(error))
         st.stop()
     version = warehouse_version(path)
     try:

@@ -86,7 +86,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A manifest built by `orangescrum airflow manifest` (the CLI the README documents)."""
     from typer.testing import CliRunner
 
-    from orangescrum.cli_airflow import airflow_app
+    from orangescrum.cli.airflow import airflow_app
 
     path = tmp_path_factory.mktemp("manifest") / "manifest.json"
     data_dir = tmp_path_factory.mktemp("manifest-state")

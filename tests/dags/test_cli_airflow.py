@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from orangescrum.cli_airflow import HOST, airflow_app, standalone_env
+from orangescrum.cli.airflow import HOST, airflow_app, standalone_env
 from orangescrum.core.settings import Settings
 
 

@@ -123,7 +123,7 @@ def standalone(pipeline: Pipeline, ingest_run: DagRunResult, tmp_path: Path) -> 
     }
     log = tmp_path / "standalone.log"
     command = (
-        "from orangescrum.cli_airflow import airflow_app; "
+        "from orangescrum.cli.airflow import airflow_app; "
         f"airflow_app(['standalone', '--port', '{port}'])"
     )
     with log.open("w") as output:

@@ -19,7 +19,7 @@ from pyspark.sql.types import (
 )
 from typer.testing import CliRunner
 
-from orangescrum.cli_lake import batch_app
+from orangescrum.cli.batch import batch_app
 from orangescrum.core.contract.schema import event_arrow_schema
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.lake import MANIFEST_NAME

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from orangescrum.cli_lake import maintenance_app
+from orangescrum.cli.maintenance import maintenance_app
 from orangescrum.core.contract.schema import DEAD_LETTER_SCHEMA
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.lake import MANIFEST_NAME

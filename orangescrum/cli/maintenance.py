@@ -1,36 +1,18 @@
-"""`orangescrum batch ...` and `orangescrum maintenance ...`: the lake's daily jobs.
-
-Registered in orangescrum/cli.py as sub-apps. Settings come from ORANGESCRUM_* variables like
-every other command; options only choose what to do (which day, how old, dry run).
-"""
+"""`orangescrum maintenance ...`: archive, restore, dead-letter report, cleanup of the lake."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from datetime import UTC, date, datetime
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from orangescrum.cli.common import DATE_FORMATS, console, load_settings, today_utc
 
-    from orangescrum.core.settings import Settings
-
-batch_app = typer.Typer(no_args_is_help=True, add_completion=False)
 maintenance_app = typer.Typer(no_args_is_help=True, add_completion=False)
-
-DATE_FORMATS = ["%Y-%m-%d"]
-
-
-# A callback keeps each sub-app a command group (`batch compact`) even when invoked on its own
-# (tests, `python -m`), instead of Typer collapsing a one-command app into that command.
-@batch_app.callback()
-def batch_group() -> None:
-    """Daily Spark batch jobs over the lake (compaction)."""
 
 
 @maintenance_app.callback()
@@ -38,75 +20,10 @@ def maintenance_group() -> None:
     """Lake housekeeping: archive old raw days, restore them, dead-letter report, cleanup."""
 
 
-def _cli() -> tuple[Console, Settings]:
-    # Imported here, not at module level: orangescrum.cli imports this module to register it.
-    from orangescrum.cli import console, load_settings
-
-    return console, load_settings()
-
-
-def today_utc() -> date:
-    return datetime.now(UTC).date()
-
-
 def _day(value: datetime | None, default: date) -> date:
     return value.date() if value is not None else default
 
 
-# --- batch --------------------------------------------------------------------------------------
-@batch_app.command("compact")
-def compact(
-    day: Annotated[
-        datetime | None,
-        typer.Option(
-            "--date",
-            formats=DATE_FORMATS,
-            help="Day to compact, YYYY-MM-DD (UTC). Default: yesterday.",
-            show_default=False,
-        ),
-    ] = None,
-    rows_per_file: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Target rows per output file. Default: ORANGESCRUM_COMPACTION_ROWS_PER_FILE.",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Compact one raw day into processed/: deduplicated by event_id, few large files."""
-    from spark.compaction import compact_day, raw_files_for_day
-    from spark.session import build_session
-
-    console, settings = _cli()
-    target = _day(day, today_utc() - timedelta(days=1))
-    started = time.monotonic()
-    files = raw_files_for_day(settings, target)  # fail fast, before Spark starts
-    console.print(
-        f"compacting event_date={target.isoformat()} of {settings.lake_root} "
-        f"({len(files)} landed file(s))"
-    )
-    with console.status("starting Spark"):
-        spark = build_session(settings, "orangescrum-compact")
-    try:
-        with console.status(f"compacting {target.isoformat()}"):
-            result = compact_day(
-                spark,
-                settings,
-                target,
-                rows_per_file=rows_per_file or settings.compaction_rows_per_file,
-            )
-    finally:
-        spark.stop()
-    console.print(
-        f"{target.isoformat()}: {result.rows_in:,} rows in {result.source_files} file(s) -> "
-        f"{result.rows_out:,} rows in {result.files_written} file(s), "
-        f"{result.duplicates_removed:,} duplicate(s) removed, "
-        f"{time.monotonic() - started:.0f}s\n{result.output_path}"
-    )
-
-
-# --- maintenance --------------------------------------------------------------------------------
 @maintenance_app.command("archive")
 def archive(
     older_than: Annotated[
@@ -133,7 +50,7 @@ def archive(
     """Move old raw days that have a current processed copy to archive/."""
     from orangescrum.maintenance import archive_decisions, archive_raw
 
-    console, settings = _cli()
+    settings = load_settings()
     older_than = settings.raw_retention_days if older_than is None else older_than
     today = _day(as_of, today_utc())
     decisions = archive_decisions(settings, older_than, today)
@@ -165,7 +82,7 @@ def restore(
     """Move an archived raw day back to raw/ (to re-compact or re-load it)."""
     from orangescrum.maintenance import restore_archived
 
-    console, settings = _cli()
+    settings = load_settings()
     moved = restore_archived(settings, day.date())
     console.print(
         f"restored {moved} file(s) of {day.date().isoformat()} to {settings.lake.raw_events}"
@@ -181,7 +98,7 @@ def dlq_report(
     """Dead letters in the lake per day and reason."""
     from orangescrum.maintenance import dead_letter_report
 
-    console, settings = _cli()
+    settings = load_settings()
     rows = dead_letter_report(settings)
     if as_json:
         for row in rows:
@@ -222,7 +139,7 @@ def cleanup(
     """Prune old streaming metrics (lake), log files and abandoned checkpoints (local)."""
     from orangescrum.maintenance import cleanup as prune
 
-    console, settings = _cli()
+    settings = load_settings()
     older_than = older_than or settings.metrics_retention_days
     result = prune(settings, older_than, datetime.now(UTC))
     console.print(

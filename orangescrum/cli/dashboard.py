@@ -1,6 +1,6 @@
 """`orangescrum dashboard`: the local activity dashboard (Streamlit on the DuckDB marts).
 
-Registered in orangescrum/cli.py as `app.command()(dashboard)`. Streamlit, DuckDB and pandas
+Registered in orangescrum/cli/app.py as `app.command()(dashboard)`. Streamlit, DuckDB and pandas
 are imported only when the command runs: `orangescrum --help` stays instant.
 """
 
@@ -14,24 +14,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from orangescrum.cli.common import console, load_settings
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.processes import HOST, port_is_free
-from orangescrum.core.settings import Settings
 
-console = Console(stderr=True)
-
-
-APP_PATH = Path(__file__).resolve().parent / "dashboard" / "app.py"
+APP_PATH = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 SHUTDOWN_GRACE_SECONDS = 10
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as error:
-        raise OrangeScrumError(f"invalid ORANGESCRUM_* setting: {error}") from None
 
 
 def streamlit_command(port: int) -> list[str]:
@@ -74,7 +63,7 @@ def dashboard(
     """
     from orangescrum.dashboard.queries import require_warehouse
 
-    settings = _settings()
+    settings = load_settings()
     port = port or settings.dashboard_port
     require_warehouse(settings.duckdb_file)
     if not port_is_free(port):

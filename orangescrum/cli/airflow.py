@@ -1,6 +1,6 @@
 """`orangescrum airflow ...`: the dbt manifest the DAGs render from, and a local Airflow.
 
-Registered in orangescrum/cli.py as `app.add_typer(airflow_app, name="airflow")`. Nothing here
+Registered in orangescrum/cli/app.py as `app.add_typer(airflow_app, name="airflow")`. Nothing here
 imports Airflow, Cosmos or dbt at module level: `orangescrum --help` stays instant.
 """
 
@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from orangescrum.cli.common import console, load_settings
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.processes import HOST, port_is_free
 from orangescrum.core.settings import Settings
-
-console = Console(stderr=True)
 
 airflow_app = typer.Typer(
     help="Airflow: the dbt manifest the DAGs render from, and a local Airflow to run them.",
@@ -33,13 +31,6 @@ airflow_app = typer.Typer(
 
 
 SHUTDOWN_GRACE_SECONDS = 60
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as error:
-        raise OrangeScrumError(f"invalid ORANGESCRUM_* setting: {error}") from None
 
 
 def build_manifest(settings: Settings, destination: Path) -> Path:
@@ -74,7 +65,7 @@ def manifest() -> None:
     from orangescrum.airflow_support import manifest_path
 
     destination = manifest_path()
-    build_manifest(_settings(), destination)
+    build_manifest(load_settings(), destination)
     console.print(f"manifest: {destination} ({manifest_models(destination)} models)")
 
 
@@ -119,7 +110,7 @@ def _component_wrapper(home: Path) -> Path:
     wrapper = folder / "airflow"
     wrapper.write_text(
         "#!/bin/sh\n"
-        "# Written by `orangescrum airflow standalone` (orangescrum/cli_airflow.py).\n"
+        "# Written by `orangescrum airflow standalone` (orangescrum/cli/airflow.py).\n"
         'case "$1" in\n'
         f'  scheduler|triggerer) exec "{airflow}" "$@" --skip-serve-logs ;;\n'
         "esac\n"
@@ -160,7 +151,7 @@ def standalone(
         require_manifest,
     )
 
-    settings = _settings()
+    settings = load_settings()
     require_manifest(manifest_path())
     if not port_is_free(port):
         raise OrangeScrumError(

@@ -1,0 +1,82 @@
+"""`orangescrum simulate history|live`: simulated OrangeScrum activity into Kafka."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orangescrum.cli.common import StartDate, as_date, console, load_settings
+
+simulate_app = typer.Typer(help="Simulate OrangeScrum activity and produce it to Kafka.")
+
+
+@simulate_app.command("history")
+def simulate_history_command(
+    days: Annotated[int, typer.Option(min=1, help="Days of history.")] = 3,
+    companies: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option()] = 42,
+    late_rate: Annotated[float, typer.Option(min=0, max=1, help="Share delivered late.")] = 0.02,
+    duplicate_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share delivered twice.")
+    ] = 0.01,
+    bad_per_kind: Annotated[int, typer.Option(min=0, help="Bad messages of each kind.")] = 0,
+    start_date: StartDate = None,
+) -> None:
+    """Produce a deterministic OrangeScrum history to the events topic."""
+    from ingestion.faults import BAD_KINDS
+    from ingestion.feed import produce_history
+    from ingestion.simulator import SimulationConfig
+    from orangescrum.core.broker import require_broker
+
+    settings = load_settings()
+    require_broker(settings)
+    config = SimulationConfig(
+        seed=seed,
+        companies=companies,
+        days=days,
+        start_date=as_date(start_date),
+        late_rate=late_rate,
+        duplicate_rate=duplicate_rate,
+    )
+    report = produce_history(settings, config, dict.fromkeys(BAD_KINDS, bad_per_kind))
+    console.print(
+        f"delivered {report.delivery.delivered:,}, failed {report.delivery.failed:,} "
+        f"({report.unique_events:,} distinct events, {report.duplicates:,} duplicates, "
+        f"{sum(report.bad_by_kind.values())} bad) to {settings.topic_events}"
+    )
+
+
+@simulate_app.command("live")
+def simulate_live_command(
+    rate: Annotated[float, typer.Option(min=0.1, help="Events per second.")] = 100.0,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds to run; default until Ctrl-C.")
+    ] = None,
+    companies: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Produce a live stream of fresh events at a steady rate."""
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from ingestion.feed import produce_live
+    from ingestion.simulator import SimulationConfig
+    from orangescrum.core.broker import require_broker
+
+    settings = load_settings()
+    require_broker(settings)
+    with Progress(
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} events"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"producing at {rate:g}/s to {settings.topic_events}")
+        report = produce_live(
+            settings,
+            SimulationConfig(seed=seed, companies=companies),
+            rate,
+            duration,
+            progress=lambda n: progress.advance(task, n),
+        )
+    console.print(f"delivered {report.delivery.delivered:,}, failed {report.delivery.failed:,}")
