@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 
-from ingestion.events import EVENT_TYPES
+from orangescrum.core.contract.events import EVENT_TYPES
 from orangescrum.core.contract.schema import canonical_schema
 
 REASON = "reason"

@@ -1,7 +1,7 @@
 {#
-    Event types by category, as in ingestion/events.py (USER_EVENT_TYPES, ...). The
+    Event types by category, as in orangescrum/core/contract/events.py (USER_EVENT_TYPES, ...). The
     accepted_values tests in the YAML list the same values; tests/dbt checks both against
-    ingestion/events.py so the three cannot drift.
+    orangescrum/core/contract/events.py so the three cannot drift.
 #}
 {% macro event_categories() %}
     {{ return({

@@ -2,7 +2,7 @@
     Column lists of the lake's Parquet files (latest contract version: v2 added `client`),
     as (name, type) pairs in a neutral type
     vocabulary: string, int32, int64, float64, bool, date, timestamp, bytes, or a list of
-    (name, type) pairs for a struct. They mirror ingestion/schema.py (event_arrow_schema,
+    (name, type) pairs for a struct. They mirror orangescrum/core/contract/schema.py (event_arrow_schema,
     DEAD_LETTER_SCHEMA) and the metrics writer; raw_column_type() renders them per adapter.
     Used for BigQuery's external-table DDL and for DuckDB's empty stand-in views, so the raw
     relations are typed the same before and after the first file lands.

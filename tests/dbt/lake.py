@@ -25,8 +25,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion.events import TASK_STATUS_LEGEND
 from ingestion.simulator import Delivery
+from orangescrum.core.contract.events import TASK_STATUS_LEGEND
 from orangescrum.core.contract.schema import DEAD_LETTER_SCHEMA, event_arrow_schema
 
 COMPANY_ID = 1

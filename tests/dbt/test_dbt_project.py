@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion import events
 from orangescrum import REPO_ROOT
+from orangescrum.core.contract import events
 from tests.dbt.conftest import Warehouse, new_warehouse
 
 RAW_RELATIONS = ("raw_events", "raw_dead_letters", "raw_pipeline_metrics")

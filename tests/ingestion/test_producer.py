@@ -14,11 +14,11 @@ from datetime import date
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from ingestion.events import EVENT_TYPES
 from ingestion.faults import BAD_KINDS
 from ingestion.feed import event_serializer, produce_history, produce_live
 from ingestion.serde import EventDeserializer
 from ingestion.simulator import SimulationConfig, simulate_history
+from orangescrum.core.contract.events import EVENT_TYPES
 from orangescrum.core.contract.registry import FileSchemaRegistry
 from orangescrum.core.contract.schema import load_schema_text
 from orangescrum.core.topics import create_topics

@@ -19,8 +19,13 @@ import fastavro
 import pytest
 
 from ingestion import simulator
-from ingestion.events import EVENT_TYPES, TASK_EVENT_TYPES, TASK_STATUS_LEGEND, USER_EVENT_TYPES
 from ingestion.simulator import Delivery, SimulationConfig, iter_live, simulate_history
+from orangescrum.core.contract.events import (
+    EVENT_TYPES,
+    TASK_EVENT_TYPES,
+    TASK_STATUS_LEGEND,
+    USER_EVENT_TYPES,
+)
 from orangescrum.core.contract.schema import latest_version, schema_path
 
 # The simulator is the app: it writes the newest version of the contract.
