@@ -2,15 +2,18 @@
 
     python bench/dag_parse.py --repeats 5
 
-DBT_MANIFEST is dags/orangescrum_dbt.py as shipped (rendered from the prebuilt manifest; build
-it with `orangescrum airflow manifest`). DBT_LS is the same DAG (same configs from
-orangescrum/airflow_support.py) rendered by running `dbt ls` at parse time, as Cosmos does by
-default; its result cache is off so every parse pays for it, as a cold DAG processor does.
+DBT_MANIFEST is dags/orangescrum_dbt.py as shipped, rendered from a prebuilt manifest: by
+default one built for this run by `orangescrum airflow manifest` into the scratch folder, so it
+matches the project as it is (`--manifest PATH` uses an existing one). DBT_LS is the same DAG
+(same configs from orangescrum/airflow_support.py) rendered by running `dbt ls` at parse time,
+as Cosmos does by default; its result cache is off so every parse pays for it, as a cold DAG
+processor does.
 
 Each file is parsed `--repeats` times with Airflow's DagBag in a process that has already
 imported Airflow and Cosmos (as the DAG processor has), and once more in a fresh interpreter
 (everything included). The target for DBT_MANIFEST is <= 1 s. Not a test: it prints figures and
-the machine they were measured on.
+the machine they were measured on; `--json PATH` also writes them as a run of bench/results.json's
+shape (bench/results.py), `--quick` parses each file once.
 """
 
 from __future__ import annotations
@@ -30,8 +33,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.producer import machine as machine_description  # noqa: E402
+from bench.results import (  # noqa: E402
+    Figure,
+    Target,
+    exit_on_sigterm,
+    make_figure,
+    new_run,
+    write_script_run,
+)
 
 TARGET_SECONDS = 1.0
+QUICK_REPEATS, FULL_REPEATS = 1, 5
 MANIFEST_DAG = REPO_ROOT / "dags" / "orangescrum_dbt.py"
 DBT_LS_DAG = '''"""Airflow DAG for bench/dag_parse.py: the dbt DAG rendered with LoadMode.DBT_LS."""
 
@@ -68,7 +80,7 @@ def machine() -> str:
     return f"{machine_description()}, load average {os.getloadavg()[0]:.1f}"
 
 
-def isolated_airflow(home: Path) -> None:
+def isolated_airflow(home: Path, manifest: Path) -> None:
     """A throw-away AIRFLOW_HOME, no examples, no telemetry, no dbt ls cache (set before import)."""
     for name in [n for n in os.environ if n.startswith("AIRFLOW__")]:
         del os.environ[name]
@@ -79,6 +91,7 @@ def isolated_airflow(home: Path) -> None:
         "AIRFLOW__COSMOS__ENABLE_CACHE_DBT_LS": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "ORANGESCRUM_DATA_DIR": str(home / "state"),
+        "ORANGESCRUM_DBT_MANIFEST_PATH": str(manifest),
         # Cosmos looks for a `dbt` executable even when it runs dbt in-process.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
@@ -128,17 +141,68 @@ def parse_cold(dag_file: Path) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
+def build_manifest(destination: Path) -> Path:
+    """`orangescrum airflow manifest` in a fresh interpreter (dbt stays out of this process)."""
+    print("building the dbt manifest (dbt parse) ...", flush=True)
+    code = "import sys; from orangescrum.cli import main; sys.argv[0] = 'orangescrum'; main()"
+    built = subprocess.run(
+        [sys.executable, "-c", code, "airflow", "manifest"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=os.environ | {"ORANGESCRUM_DBT_MANIFEST_PATH": str(destination)},
+    )
+    if built.returncode != 0:
+        raise SystemExit(f"`orangescrum airflow manifest` failed:\n{built.stdout}{built.stderr}")
+    return destination
+
+
+def figures_of(rows: list[tuple[str, int, float, float, float, float]]) -> list[Figure]:
+    """The run's figures in bench/results.json's shape: DBT_MANIFEST median vs DBT_LS median."""
+    tasks, manifest_median, ls_median = rows[0][1], rows[0][3], rows[1][3]
+    return [
+        make_figure(
+            "dag_parse.manifest_median",
+            manifest_median,
+            "s",
+            reference=("LoadMode.DBT_LS median", ls_median),
+            target=Target(TARGET_SECONDS, at_most=True, unit="s"),
+            note=f"DagBag parse of the Cosmos dbt DAG ({tasks} tasks), Airflow already imported",
+        )
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="warm parses per load mode")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"warm parses per load mode (default {FULL_REPEATS}; --quick {QUICK_REPEATS})",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="an existing manifest.json (default: build one for this run)",
+    )
+    parser.add_argument("--quick", action="store_true", help="one parse per load mode")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (QUICK_REPEATS if args.quick else FULL_REPEATS)
+    run = new_run(quick=args.quick)
+    exit_on_sigterm()
 
     with tempfile.TemporaryDirectory(prefix="orangescrum-bench-") as scratch:
         home = Path(scratch)
-        isolated_airflow(home)
-        from orangescrum.airflow_support import manifest_path, require_manifest
+        manifest = args.manifest.resolve() if args.manifest else home / "manifest.json"
+        isolated_airflow(home, manifest)
+        if not args.manifest:
+            build_manifest(manifest)
+        from orangescrum.airflow_support import require_manifest
 
-        manifest = require_manifest(manifest_path())
+        require_manifest(manifest)
         dbt_ls_dag = home / "dags" / "orangescrum_dbt_ls.py"
         dbt_ls_dag.parent.mkdir()
         dbt_ls_dag.write_text(DBT_LS_DAG)
@@ -187,6 +251,8 @@ def main() -> None:
         f"{verdict}; DBT_LS median {rows[1][3]:.2f}s ({rows[1][3] / manifest_median:.0f}x), "
         f"first parse {rows[1][2]:.2f}s vs {rows[0][2]:.2f}s."
     )
+    if args.json:
+        write_script_run(args.json, run, figures_of(rows))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Apache Kafka broker unless --bootstrap points at another. A third side encodes w
 confluent-kafka's own AvroSerializer (the path a user would write), as the peer to beat. The
 ratio avro/raw is what the Avro contract costs; the target is >= 0.7. Encode-only
 throughput is printed too, to show where the difference goes. Not a test: it prints figures
-and the machine they were measured on.
+and the machine they were measured on; `--json PATH` also writes them as a run of
+bench/results.json's shape (bench/results.py), `--quick` runs a tenth of the volume once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.results import (
+    Figure,
+    Target,
+    exit_on_sigterm,
+    make_figure,
+    new_run,
+    write_script_run,
+)
 from ingestion.feed import event_serializer
 from ingestion.producer import EventProducer, producer_config
 from ingestion.simulator import SimulationConfig, simulate_history
@@ -39,6 +48,8 @@ from orangescrum.core.broker import LocalKafka
 from orangescrum.core.settings import Settings
 
 TARGET_RATIO = 0.7
+QUICK_EVENTS, FULL_EVENTS = 20_000, 200_000
+QUICK_REPEATS, FULL_REPEATS = 1, 3
 
 
 def machine() -> str:
@@ -199,10 +210,43 @@ def run_bench(settings: Settings, events: int, repeats: int, partitions: int) ->
     }
 
 
+def figures_of(figures: dict[str, Any]) -> list[Figure]:
+    """The run's figures in bench/results.json's shape."""
+    avro = figures["avro_events_per_s"]
+    return [
+        make_figure(
+            "producer.avro_vs_raw",
+            avro,
+            "events/s",
+            reference=("raw confluent-kafka produce, pre-encoded", figures["raw_events_per_s"]),
+            target=Target(TARGET_RATIO, at_most=False, on_ratio=True),
+        ),
+        make_figure(
+            "producer.avro_vs_avroserializer",
+            avro,
+            "events/s",
+            reference=("confluent-kafka AvroSerializer", figures["confluent_events_per_s"]),
+            target=Target(1.0, at_most=False, on_ratio=True),
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000, help="messages per side per run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per side (median reported)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help=f"messages per side per run (default {FULL_EVENTS:,}; --quick {QUICK_EVENTS:,})",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"runs per side, median reported (default {FULL_REPEATS}; --quick {QUICK_REPEATS})",
+    )
+    parser.add_argument("--quick", action="store_true", help="a tenth of the volume, one run")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of each topic")
     parser.add_argument(
         "--bootstrap",
@@ -210,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         help="existing broker host:port (default: a local Apache Kafka broker)",
     )
     args = parser.parse_args(argv)
+    args.events = args.events or (QUICK_EVENTS if args.quick else FULL_EVENTS)
+    args.repeats = args.repeats or (QUICK_REPEATS if args.quick else FULL_REPEATS)
 
+    run = new_run(quick=args.quick)
+    exit_on_sigterm()
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-producer-") as scratch:
         broker = (
@@ -256,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     peer = figures["avro_events_per_s"] / figures["confluent_events_per_s"]
     verdict = "at least as fast as" if peer >= 1 else "slower than"
     print(f"vs peer:   {peer:.2f} EventProducer/AvroSerializer ({verdict} the peer)")
+    if args.json:
+        write_script_run(args.json, run, figures_of(figures))
     return 0
 
 

@@ -14,8 +14,9 @@ Two phases against one broker (a local Apache Kafka broker unless --bootstrap) a
    time that event was handed to the producer. Target p95 <= 1.5 s.
 
 Peak RSS covers this process (the driver) plus its children (the JVM, Python workers and the
-local broker), sampled every 0.25 s. Not a test: it prints figures and the machine they were
-measured on.
+local broker), sampled every 0.25 s; target <= 4 GiB. Not a test: it prints figures and the
+machine they were measured on; `--json PATH` also writes them as a run of bench/results.json's
+shape (bench/results.py), `--quick` runs a tenth of the volume (20,000 events, 10 s live).
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from bench.producer import load_average, machine, sample_records
+from bench.results import (
+    Figure,
+    Target,
+    exit_on_sigterm,
+    make_figure,
+    new_run,
+    write_script_run,
+)
 from ingestion.feed import event_serializer
 from ingestion.producer import EventProducer
 from orangescrum.core.broker import LocalKafka
@@ -50,6 +59,9 @@ from orangescrum.core.topics import create_topics
 
 TARGET_RATIO = 0.5
 TARGET_P95_SECONDS = 1.5
+TARGET_RSS_MIB = 4096
+QUICK_EVENTS, FULL_EVENTS = 20_000, 200_000
+QUICK_LIVE_SECONDS, FULL_LIVE_SECONDS = 10.0, 30.0
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -338,15 +350,65 @@ def stop_between_batches(spark: Any, timeout: float = 60) -> None:
         query.stop()
 
 
+# --- figures ------------------------------------------------------------------------------------
+def figures_of(
+    throughput: dict[str, Any] | None, live: dict[str, Any] | None, peak_rss_bytes: int, rate: float
+) -> list[Figure]:
+    """The run's figures in bench/results.json's shape (those of the phases that ran)."""
+    figures = []
+    if throughput:
+        figures.append(
+            make_figure(
+                "spark.landing_vs_raw_consumer",
+                throughput["spark_per_s"],
+                "events/s",
+                reference=("bare confluent-kafka consumer", throughput["raw_per_s"]),
+                target=Target(TARGET_RATIO, at_most=False, on_ratio=True),
+            )
+        )
+    if live:
+        missing = f"{live['missing']:,} of {live['events']:,} events never landed"
+        figures.append(
+            make_figure(
+                "spark.live_latency_p95",
+                live["p95"],
+                "s",
+                target=Target(TARGET_P95_SECONDS, at_most=True, unit="s"),
+                note=f"event -> lake file at {rate:,.0f} events/s"
+                + (f"; {missing}" if live["missing"] else ""),
+            )
+        )
+    figures.append(
+        make_figure(
+            "stack.peak_rss",
+            peak_rss_bytes / 1024**2,
+            "MiB",
+            target=Target(TARGET_RSS_MIB, at_most=True, unit="MiB"),
+            note="driver + JVM + Python workers + broker, peak over the run",
+        )
+    )
+    return figures
+
+
 # --- main ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000, help="events for phase 1")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help=f"events for phase 1 (default {FULL_EVENTS:,}; --quick {QUICK_EVENTS:,})",
+    )
     parser.add_argument(
         "--max-events-per-batch", type=int, default=50_000, help="phase 1 batch size"
     )
     parser.add_argument("--rate", type=float, default=2_000, help="phase 2 events per second")
-    parser.add_argument("--live-seconds", type=float, default=30, help="phase 2 duration")
+    parser.add_argument(
+        "--live-seconds",
+        type=float,
+        default=None,
+        help=f"phase 2 seconds (default {FULL_LIVE_SECONDS:.0f}; --quick {QUICK_LIVE_SECONDS:.0f})",
+    )
     parser.add_argument(
         "--trigger-seconds", type=float, default=0.5, help="phase 2 processing-time trigger"
     )
@@ -359,7 +421,14 @@ def main(argv: list[str] | None = None) -> int:
         help="existing broker host:port (default: a local Apache Kafka broker)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every micro-batch")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the volume")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    args.events = args.events or (QUICK_EVENTS if args.quick else FULL_EVENTS)
+    full_or_quick_live = QUICK_LIVE_SECONDS if args.quick else FULL_LIVE_SECONDS
+    args.live_seconds = args.live_seconds or full_or_quick_live
+    run = new_run(quick=args.quick)
+    exit_on_sigterm()
     configure_logging("INFO" if args.verbose else "WARNING")
 
     from spark.session import build_session
@@ -451,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         phases = ", ".join(f"{k} {v / 1000:.1f}s" for k, v in live["trigger_phases_ms"].items())
         print(f"  trigger       median per batch: {phases}")
         print(f"  peak RSS      {memory.peak / 1024**2:,.0f} MiB over both phases")
+    if args.json:
+        write_script_run(args.json, run, figures_of(throughput, live, memory.peak, args.rate))
     return 0
 
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -16,8 +25,10 @@ from ingestion.feed import ProduceReport, produce_history
 from ingestion.simulator import SimulationConfig
 from orangescrum.core.broker import LocalKafka
 from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.processes import HOST, free_port, port_is_free, stop_process
 from orangescrum.core.settings import Settings
 from orangescrum.core.topics import create_topics, delete_topics
+from orangescrum.warehouse.dbt import run_dbt
 from orangescrum.warehouse.load import (
     WarehouseCounts,
     build_marts,
@@ -47,6 +58,7 @@ class DemoResult:
     streamed: StreamTotals
     warehouse: WarehouseCounts
     problems: list[str] = field(default_factory=list)
+    broker: LocalKafka | None = None  # still running: run_demo(..., keep_broker=True)
 
 
 def reset_workspace(settings: Settings) -> None:
@@ -89,65 +101,99 @@ def reconcile(
     return problems
 
 
-def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoResult:
+def run_demo(
+    settings: Settings, options: DemoOptions, console: Console, *, keep_broker: bool = False
+) -> DemoResult:
+    """The whole pipeline on the local stack; raises OrangeScrumError if counts disagree.
+
+    The broker stops once the stream has read everything, unless keep_broker: then it is
+    left running in `DemoResult.broker` (see `serve_demo`) and the caller stops it. It is
+    stopped whenever the demo fails.
+    """
     total_steps = 6
     console.rule("OrangeScrum Analytics demo")
     console.print(f"[1/{total_steps}] Clean workspace in {settings.data_dir}")
     reset_workspace(settings)
     broker = LocalKafka(settings.kafka_data_dir, settings.jar_cache_dir)
     console.print(f"[2/{total_steps}] Apache Kafka (KRaft, local) on {broker.bootstrap}")
-    with broker:
+    broker.start()
+    try:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})
-        topics = [settings.topic_events, settings.topic_dead_letter]
-        delete_topics(settings, topics)
-        create_topics(settings)
-        console.print(f"      fresh topics {', '.join(topics)}; data in {broker.data_dir}")
-        config = SimulationConfig(
-            seed=options.seed,
-            companies=options.companies,
-            days=options.days,
-            start_date=options.start_date,
-            late_rate=options.late_rate,
-            duplicate_rate=options.duplicate_rate,
-        )
+        produced, streamed = _produce_and_stream(settings, options, console, broker, total_steps)
+        if not keep_broker:
+            broker.stop()
+        console.print(f"[5/{total_steps}] raw_events in DuckDB over the lake")
+        load_raw_events(settings, quiet=True)
+        console.print(f"[6/{total_steps}] dbt build (models, data tests, unit tests)")
+        statuses = build_marts(settings, quiet=True)
         console.print(
-            f"[3/{total_steps}] Simulating {options.days} days of {options.companies} companies "
-            f"(seed {options.seed}) -> topic {settings.topic_events}"
+            "      " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
         )
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed:,} messages"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("producing", total=None)
-            produced = produce_history(
-                settings,
-                config,
-                dict.fromkeys(BAD_KINDS, options.bad_per_kind),
-                progress=lambda n: progress.advance(task, n),
-            )
-        console.print(
-            f"      produced {produced.messages:,} messages: {produced.unique_events:,} events, "
-            f"{produced.duplicates:,} duplicate deliveries, {produced.late:,} late, "
-            f"{sum(produced.bad_by_kind.values())} bad"
+        counts = warehouse_counts(settings)
+        result = DemoResult(
+            produced,
+            streamed,
+            counts,
+            reconcile(produced, streamed, counts),
+            broker=broker if keep_broker else None,
         )
-        console.print(f"[4/{total_steps}] Spark Structured Streaming (AvailableNow) -> lake")
-        with spark_session(settings, "orangescrum-demo") as spark:
-            streamed = run_stream(spark, settings, available_now=True)
-    console.print(f"[5/{total_steps}] raw_events in DuckDB over the lake")
-    load_raw_events(settings, quiet=True)
-    console.print(f"[6/{total_steps}] dbt build (models, data tests, unit tests)")
-    statuses = build_marts(settings, quiet=True)
-    console.print("      " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())))
-    counts = warehouse_counts(settings)
-    result = DemoResult(produced, streamed, counts, reconcile(produced, streamed, counts))
-    print_summary(settings, result, console)
-    if result.problems:
-        raise OrangeScrumError("counts do not reconcile: " + "; ".join(result.problems))
+        print_summary(settings, result, console)
+        if result.problems:
+            raise OrangeScrumError("counts do not reconcile: " + "; ".join(result.problems))
+    except BaseException:
+        broker.stop()
+        raise
     return result
+
+
+def _produce_and_stream(
+    settings: Settings,
+    options: DemoOptions,
+    console: Console,
+    broker: LocalKafka,
+    total_steps: int,
+) -> tuple[ProduceReport, StreamTotals]:
+    """Fresh topics, the simulated history on them, then one AvailableNow run of the stream."""
+    topics = [settings.topic_events, settings.topic_dead_letter]
+    delete_topics(settings, topics)
+    create_topics(settings)
+    console.print(f"      fresh topics {', '.join(topics)}; data in {broker.data_dir}")
+    config = SimulationConfig(
+        seed=options.seed,
+        companies=options.companies,
+        days=options.days,
+        start_date=options.start_date,
+        late_rate=options.late_rate,
+        duplicate_rate=options.duplicate_rate,
+    )
+    console.print(
+        f"[3/{total_steps}] Simulating {options.days} days of {options.companies} companies "
+        f"(seed {options.seed}) -> topic {settings.topic_events}"
+    )
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} messages"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("producing", total=None)
+        produced = produce_history(
+            settings,
+            config,
+            dict.fromkeys(BAD_KINDS, options.bad_per_kind),
+            progress=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"      produced {produced.messages:,} messages: {produced.unique_events:,} events, "
+        f"{produced.duplicates:,} duplicate deliveries, {produced.late:,} late, "
+        f"{sum(produced.bad_by_kind.values())} bad"
+    )
+    console.print(f"[4/{total_steps}] Spark Structured Streaming (AvailableNow) -> lake")
+    with spark_session(settings, "orangescrum-demo") as spark:
+        streamed = run_stream(spark, settings, available_now=True)
+    return produced, streamed
 
 
 def print_summary(settings: Settings, result: DemoResult, console: Console) -> None:
@@ -168,3 +214,148 @@ def print_summary(settings: Settings, result: DemoResult, console: Console) -> N
     console.print(f"lake:      {settings.lake_root}")
     console.print(f"warehouse: {settings.duckdb_file}")
     console.print("catalog:   make docs   (dbt docs generate + serve on http://127.0.0.1:8081)")
+
+
+# --- demo --keep-running -----------------------------------------------------------------------
+DOCS_PORT = 8081  # `orangescrum docs serve`'s default
+SERVICE_READY_SECONDS = 120  # Streamlit on a busy 2-core machine takes a while
+SERVICE_STOP_SECONDS = 15
+
+# (port) -> the command serving the dashboard on it; (port, dbt target folder) -> the docs'.
+DashboardCommand = Callable[[int], list[str]]
+DocsCommand = Callable[[int, Path], list[str]]
+
+
+@dataclass
+class _Service:
+    name: str
+    url: str
+    port: int
+    log_file: Path
+    process: subprocess.Popen[bytes]
+
+
+def docs_target(settings: Settings) -> Path:
+    """The dbt target folder of the demo's catalog (not dbt_project/target: other runs use it)."""
+    return settings.data_dir / "dbt_docs"
+
+
+def preferred_port(port: int) -> int:
+    """The usual port when it is free, else any free one (the demo prints where it is)."""
+    return port if port_is_free(port) else free_port()
+
+
+def serve_demo(
+    settings: Settings,
+    broker: LocalKafka,
+    console: Console,
+    dashboard_command: DashboardCommand,
+    docs_command: DocsCommand,
+) -> NoReturn:
+    """Keep the demo's broker, the dashboard and the dbt docs up until Ctrl-C or SIGTERM.
+
+    Generates the dbt catalog, starts both servers (their output in the log folder), waits
+    until each answers, prints the addresses, then watches them: one that dies stops the
+    rest with an error naming its log. Ctrl-C / SIGTERM (KeyboardInterrupt) stops the servers
+    and then the broker, and is raised again.
+    """
+    services: list[_Service] = []
+    try:
+        console.print("dbt docs generate (the catalog)")
+        target = docs_target(settings)
+        run_dbt(settings, ["docs", "generate"], target_path=target, quiet=True)
+        env = os.environ | {
+            "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
+            "ORANGESCRUM_DUCKDB_PATH": str(settings.duckdb_file),
+            "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        }
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        dashboard_port = preferred_port(settings.dashboard_port)
+        docs_port = preferred_port(DOCS_PORT)
+        for name, port, command in (
+            ("dashboard", dashboard_port, dashboard_command(dashboard_port)),
+            ("dbt docs", docs_port, docs_command(docs_port, target)),
+        ):
+            services.append(_start_service(name, port, command, env, settings.log_dir))
+        _wait_until_listening(services, broker)
+        width = max(len(s.name) for s in services) + 1
+        console.rule("running: Ctrl-C stops everything")
+        console.print(
+            f"{'kafka:':<{width + 1}} {broker.bootstrap}   "
+            f"(export ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap})",
+            soft_wrap=True,
+        )
+        for service in services:
+            console.print(f"{service.name + ':':<{width + 1}} {service.url}", soft_wrap=True)
+        while True:
+            _check_alive(services, broker)
+            time.sleep(0.5)
+    finally:
+        _stop_all(services, broker, console)
+
+
+def _start_service(
+    name: str, port: int, command: list[str], env: dict[str, str], log_dir: Path
+) -> _Service:
+    log_file = log_dir / f"demo-{name.replace(' ', '-')}.log"
+    with log_file.open("ab") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    log.info("demo %s: pid %d on port %d, output in %s", name, process.pid, port, log_file)
+    return _Service(name, f"http://{HOST}:{port}", port, log_file, process)
+
+
+def _wait_until_listening(services: list[_Service], broker: LocalKafka) -> None:
+    deadline = time.monotonic() + SERVICE_READY_SECONDS
+    waiting = list(services)
+    while waiting:
+        _check_alive(services, broker)
+        waiting = [s for s in waiting if not _listening(s.port)]
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(f"{s.name} (see {s.log_file})" for s in waiting)
+            raise OrangeScrumError(
+                f"Not listening after {SERVICE_READY_SECONDS}s: {names}; the demo stopped the "
+                "rest, so look at that log and run it again."
+            )
+        time.sleep(0.2)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _check_alive(services: list[_Service], broker: LocalKafka) -> None:
+    for service in services:
+        code = service.process.poll()
+        if code is not None:
+            raise OrangeScrumError(
+                f"The demo's {service.name} exited with code {code}; see {service.log_file} "
+                "(the demo stopped the rest)."
+            )
+    if broker.exited():
+        raise OrangeScrumError(
+            f"The demo's Kafka broker stopped; see {broker.nodes[0].log_file} (the demo "
+            "stopped the rest)."
+        )
+
+
+def _stop_all(services: list[_Service], broker: LocalKafka, console: Console) -> None:
+    """SIGTERM each server (SIGKILL after a grace period), then the broker; a second Ctrl-C
+    or SIGTERM meanwhile does not cut the clean-up short."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    saved = {}
+    if in_main_thread:
+        saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for service in services:
+            if service.process.poll() is None:
+                stop_process(service.process, SERVICE_STOP_SECONDS)
+        broker.stop()
+        stopped = [s.name for s in services] + ["the Kafka broker"]
+        console.print(f"stopped {', '.join(stopped)}")
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -25,10 +25,17 @@ from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 
+from orangescrum.core.checkpoint import (
+    LANDING_ID_FILE,
+    TOPIC_ID_FILE,
+    batch_end_offsets,
+    read_checkpoint_file,
+)
 from orangescrum.core.contract.registry import registry_for
 from orangescrum.core.contract.schema import SUBJECT, load_schema_text
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.lake import filesystem_for, write_parquet_atomically
+from orangescrum.core.monitoring import METRICS_SCHEMA
 from orangescrum.core.settings import Settings
 from orangescrum.core.topics import topic_id
 from spark.decode import DecodeRules, decode_kafka_records
@@ -36,24 +43,7 @@ from spark.landing import SUMMARY_DDL, LandingConfig, land_partition, publish, s
 
 log = logging.getLogger(__name__)
 
-METRICS_SCHEMA = pa.schema(
-    [
-        ("landing_id", pa.string()),
-        ("batch_id", pa.int64()),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
-        ("duration_seconds", pa.float64()),
-        ("rows_in", pa.int64()),
-        ("rows_landed", pa.int64()),
-        ("rows_dead_lettered", pa.int64()),
-        ("dead_letter_reasons", pa.string()),
-        ("end_offsets", pa.string()),
-        ("lag_total", pa.int64()),
-    ]
-)
-LANDING_ID_FILE = "orangescrum_landing_id"
 LOCK_FILE = "orangescrum_stream.lock"
-TOPIC_ID_FILE = "orangescrum_topic_id"
 
 
 @dataclass
@@ -75,14 +65,6 @@ class StreamTotals:
             self.dead_letter_reasons[reason] = self.dead_letter_reasons.get(reason, 0) + count
 
 
-def _read_small_file(checkpoint: str, name: str, gcs_endpoint: str) -> str | None:
-    filesystem, path = filesystem_for(checkpoint, gcs_endpoint)
-    if filesystem.get_file_info(f"{path}/{name}").type != pa.fs.FileType.File:
-        return None
-    with filesystem.open_input_stream(f"{path}/{name}") as stream:
-        return stream.read().decode().strip()
-
-
 def _write_small_file(checkpoint: str, name: str, text: str, gcs_endpoint: str) -> None:
     filesystem, path = filesystem_for(checkpoint, gcs_endpoint)
     filesystem.create_dir(path, recursive=True)
@@ -96,7 +78,7 @@ def landing_id(checkpoint: str, gcs_endpoint: str = "") -> str:
     Batch ids restart at 0 with a new checkpoint; putting this id in file names keeps a new
     query from overwriting the files of an earlier one.
     """
-    existing = _read_small_file(checkpoint, LANDING_ID_FILE, gcs_endpoint)
+    existing = read_checkpoint_file(checkpoint, LANDING_ID_FILE, gcs_endpoint)
     if existing:
         return existing
     new_id = uuid.uuid4().hex[:8]
@@ -118,7 +100,9 @@ class TopicGuard:
 
     def check(self) -> None:
         current = topic_id(self.settings, self.settings.topic_events)
-        remembered = _read_small_file(self.checkpoint, TOPIC_ID_FILE, self.settings.gcs_endpoint)
+        remembered = read_checkpoint_file(
+            self.checkpoint, TOPIC_ID_FILE, self.settings.gcs_endpoint
+        )
         if remembered is None:
             _write_small_file(self.checkpoint, TOPIC_ID_FILE, current, self.settings.gcs_endpoint)
         elif remembered != current:
@@ -128,15 +112,6 @@ class TopicGuard:
                 "do not apply to it: move that checkpoint folder aside to read the new topic "
                 "from its start, or point the stream at the original cluster."
             )
-
-
-def batch_end_offsets(checkpoint: str, batch_id: int, gcs_endpoint: str = "") -> dict[str, int]:
-    """End offsets Spark planned for a batch, read from its offset log (written before it ran)."""
-    filesystem, path = filesystem_for(checkpoint, gcs_endpoint)
-    with filesystem.open_input_stream(f"{path}/offsets/{batch_id}") as stream:
-        lines = stream.read().decode().splitlines()
-    # v1 format: version line, batch metadata, then one line per source.
-    return json.loads(lines[2])
 
 
 KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")

@@ -21,6 +21,7 @@ from orangescrum.cli.common import console, load_settings
 from orangescrum.cli.dashboard import dashboard
 from orangescrum.cli.demo import demo
 from orangescrum.cli.maintenance import maintenance_app
+from orangescrum.cli.status import status
 from orangescrum.cli.stream import stream
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.logs import configure_logging
@@ -55,6 +56,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
     warehouse.dbt
 )
 app.command()(dashboard)
+app.command()(status)
 
 
 @app.callback()

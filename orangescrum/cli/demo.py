@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,13 +20,22 @@ def demo(
         int, typer.Option(min=0, help="Bad messages of each kind to mix in.")
     ] = 2,
     start_date: StartDate = None,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            "--keep-running",
+            help="Afterwards keep the broker up and serve the dashboard and the dbt docs "
+            "(addresses printed) until Ctrl-C or SIGTERM.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole pipeline on the local stack and print reconciled counts."""
-    from orangescrum.demo import DemoOptions, run_demo
+    from orangescrum.demo import DemoOptions, run_demo, serve_demo
 
+    settings = load_settings()
     started = time.monotonic()
-    run_demo(
-        load_settings(),
+    result = run_demo(
+        settings,
         DemoOptions(
             days=days,
             seed=seed,
@@ -33,5 +44,16 @@ def demo(
             start_date=as_date(start_date),
         ),
         console,
+        keep_broker=keep_running,
     )
     console.print(f"demo finished in {time.monotonic() - started:.0f}s")
+    if result.broker is not None:
+        from orangescrum.cli.dashboard import streamlit_command
+
+        serve_demo(settings, result.broker, console, streamlit_command, _docs_serve_command)
+
+
+def _docs_serve_command(port: int, target: Path) -> list[str]:
+    """`orangescrum docs serve` of the demo's catalog, as a process of its own."""
+    command = ["docs", "serve", "--port", str(port), "--target-path", str(target)]
+    return [sys.executable, "-m", "orangescrum", *command]

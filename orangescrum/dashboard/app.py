@@ -1,5 +1,7 @@
 """The local activity dashboard: a Streamlit script on the DuckDB marts.
 
+Two pages (st.navigation): "Activity", the marts (this module), and "Pipeline health"
+(health_page.py: consumer lag, micro-batches, dead letters, freshness, the last dbt run).
 Served by `orangescrum dashboard` (`streamlit run` of this file); the warehouse is
 `load_settings().duckdb_file` (ORANGESCRUM_DUCKDB_PATH or <ORANGESCRUM_DATA_DIR>/warehouse.duckdb).
 Query results are cached per warehouse version (the file's modification time), so the page
@@ -30,6 +32,7 @@ PANELS: dict[str, Callable[..., pd.DataFrame]] = {
     "daily_metrics": queries.daily_metrics,
 }
 ALL = None  # the "every company / every project" choice of the selectboxes
+HEALTH_PAGE = Path(__file__).with_name("health_page.py")
 LABEL_LIMIT_PX = 220  # project names and event types in full
 
 
@@ -239,7 +242,6 @@ def hours_and_event_charts(panels: dict[str, pd.DataFrame]) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="OrangeScrum activity", page_icon="📊", layout="wide")
     st.title("OrangeScrum activity")
     try:
         path = load_settings().duckdb_file
@@ -291,5 +293,17 @@ def main() -> None:
     )
 
 
+def navigation() -> None:
+    """The activity page first (the default), then the pipeline's health."""
+    st.set_page_config(page_title="OrangeScrum", page_icon="📊", layout="wide")
+    page = st.navigation(
+        [
+            st.Page(main, title="Activity", icon="📊", url_path="activity", default=True),
+            st.Page(HEALTH_PAGE, title="Pipeline health", icon="🩺", url_path="health"),
+        ]
+    )
+    page.run()
+
+
 if __name__ == "__main__":
-    main()
+    navigation()

@@ -1,9 +1,24 @@
-{#- 10^4 day offsets (27 years): more than the lake's history will ever span. -#}
+{#-
+    The day offsets come from dbt-core's own generate_series (global project, no package):
+    DuckDB's native generate_series, elsewhere dbt's powers-of-two cross join. Not
+    dbt.date_spine: it asks the warehouse for the number of days (get_intervals_between) while
+    compiling, which an offline compile of the BigQuery target (--no-introspect) and the
+    sqlfluff templater cannot do, and it needs constant bounds, not the fact's min / max.
+    10^4 offsets (27 years): more than the lake's history will ever span.
+-#}
+{%- set max_days = 10000 -%}
+
 with
 
 activities as (
 
     select * from {{ ref('fact_activities') }}
+
+),
+
+generated_numbers as (
+
+    {{ dbt.generate_series(max_days) }}
 
 ),
 
@@ -16,41 +31,11 @@ bounds as (
 
 ),
 
-digits as (
-
-    select 0 as digit
-    union all
-    select 1 as digit
-    union all
-    select 2 as digit
-    union all
-    select 3 as digit
-    union all
-    select 4 as digit
-    union all
-    select 5 as digit
-    union all
-    select 6 as digit
-    union all
-    select 7 as digit
-    union all
-    select 8 as digit
-    union all
-    select 9 as digit
-
-),
-
 day_offsets as (
 
-    select
-        units.digit
-        + tens.digit * 10
-        + hundreds.digit * 100
-        + thousands.digit * 1000 as day_offset
-    from digits as units
-    cross join digits as tens
-    cross join digits as hundreds
-    cross join digits as thousands
+    -- generate_series counts from 1; BigQuery's version computes it as a float (power()).
+    select cast(generated_number as {{ dbt.type_bigint() }}) - 1 as day_offset
+    from generated_numbers
 
 ),
 
