@@ -21,6 +21,7 @@ from orangescrum.core.contract.schema import (
     event_arrow_schema,
     load_schema_text,
 )
+from orangescrum.core.lake import LakeLayout
 from spark.decode import DecodeRules, decode_kafka_records
 from spark.landing import LandingConfig, land_partition, publish, split_by_date, split_outcomes
 from tests.ingestion.test_serde import FULL_EVENT
@@ -173,7 +174,7 @@ def test_split_by_date_uses_utc_calendar_day() -> None:
 def test_land_partition_writes_deterministic_files_and_replay_overwrites(
     tmp_path, spark, serializer
 ) -> None:
-    config = LandingConfig(lake_root=str(tmp_path / "lake"), landing_id="abcd1234")
+    config = LandingConfig(lake=LakeLayout(str(tmp_path / "lake")), landing_id="abcd1234")
     rng = random.Random(3)
     times = [SENT_AT - timedelta(days=rng.randrange(3)) for _ in range(30)]
     messages = [(b"7", event_bytes(serializer, n, event_timestamp=t)) for n, t in enumerate(times)]
