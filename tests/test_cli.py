@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,22 @@ def orangescrum(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
         timeout=120,
         env=env,
     )
+
+
+def settings_env(settings) -> dict[str, str]:
+    """The environment that points a CLI subprocess at a test's data dir, broker and topics."""
+    return os.environ | {
+        "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
+        "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "ORANGESCRUM_TOPIC_EVENTS": settings.topic_events,
+        "ORANGESCRUM_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
+        "ORANGESCRUM_DBT_MANIFEST_PATH": settings.dbt_manifest_path,
+    }
+
+
+def json_of(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def test_help_lists_every_stage() -> None:

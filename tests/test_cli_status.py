@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from orangescrum.core.settings import Settings
+from tests.test_cli import json_of, settings_env
+from tests.test_cli import orangescrum as run_cli
 from tests.test_health import (
     LANDING_ID,
     UNREACHABLE_BOOTSTRAP,
@@ -28,25 +29,7 @@ HEAVY_MODULES = ("pyspark", "airflow", "cosmos", "dbt", "streamlit", "pandas")
 
 
 def orangescrum(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
-        "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "ORANGESCRUM_TOPIC_EVENTS": settings.topic_events,
-        "ORANGESCRUM_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
-        "ORANGESCRUM_DBT_MANIFEST_PATH": settings.dbt_manifest_path,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "orangescrum", "status", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-
-
-def json_of(result: subprocess.CompletedProcess) -> dict:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return run_cli("status", *args, env=settings_env(settings))
 
 
 def table_rows(text: str) -> list[list[str]]:

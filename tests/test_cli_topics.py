@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 
 import pytest
 
@@ -17,27 +14,12 @@ from tests.ingestion.test_browse import (
     produce_known_messages,
     publish_known_dead_letters,
 )
+from tests.test_cli import json_of, settings_env
+from tests.test_cli import orangescrum as run_cli
 
 
 def orangescrum(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
-        "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "ORANGESCRUM_TOPIC_EVENTS": settings.topic_events,
-        "ORANGESCRUM_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "orangescrum", "topics", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-
-
-def json_of(result: subprocess.CompletedProcess) -> dict:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return run_cli("topics", *args, env=settings_env(settings))
 
 
 @pytest.fixture
