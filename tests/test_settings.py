@@ -39,6 +39,18 @@ def test_production_values_come_from_the_environment(monkeypatch, tmp_path) -> N
     assert settings.dbt_env()["ORANGESCRUM_DBT_TARGET"] == "prod"
 
 
+def test_dbt_gets_every_lake_zone_from_the_layout(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, lake_uri="gs://acme-lake/os", _env_file=None)
+    env = settings.dbt_env()
+    assert env["ORANGESCRUM_LAKE_RAW_EVENTS"] == "gs://acme-lake/os/raw/events"
+    assert env["ORANGESCRUM_LAKE_PROCESSED_EVENTS"] == "gs://acme-lake/os/processed/events"
+    assert env["ORANGESCRUM_LAKE_DEAD_LETTERS"] == "gs://acme-lake/os/raw/_dead_letter"
+    assert env["ORANGESCRUM_LAKE_METRICS"] == "gs://acme-lake/os/raw/metrics"
+    project = (REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text()
+    for name in settings.lake.dbt_vars():  # dbt_project.yml maps each variable to its var
+        assert f"{name}: \"{{{{ env_var('ORANGESCRUM_{name.upper()}', '') }}}}\"" in project
+
+
 def test_invalid_values_are_rejected(tmp_path) -> None:
     with pytest.raises(ValueError, match="topic_partitions"):
         Settings(data_dir=tmp_path, topic_partitions=0, _env_file=None)

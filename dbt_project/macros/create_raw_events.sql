@@ -4,9 +4,14 @@
     Exposes the lake's Parquet files to the warehouse as three relations in the target schema
     (orangescrum_dw), which the sources in models/staging/_orangescrum__sources.yml read:
 
-        raw_events            {lake_root}/raw/events/event_date=YYYY-MM-DD/*.parquet
-        raw_dead_letters      {lake_root}/raw/_dead_letter/event_date=YYYY-MM-DD/*.parquet
-        raw_pipeline_metrics  {lake_root}/raw/metrics/*.parquet
+        raw_events            {lake_raw_events}/event_date=YYYY-MM-DD/*.parquet
+                              (+ {lake_processed_events}/event_date=YYYY-MM-DD/*.parquet)
+        raw_dead_letters      {lake_dead_letters}/event_date=YYYY-MM-DD/*.parquet
+        raw_pipeline_metrics  {lake_metrics}/*.parquet
+
+    Each zone is a var the project's lake layout fills (orangescrum.core.lake.LakeLayout,
+    through ORANGESCRUM_LAKE_<ZONE>); a zone left unset falls back to its usual folder
+    under var('lake_root'), so dbt also runs on its own with only the root.
 
     DuckDB: views over read_parquet (a local folder, or gs:// through gcsfs, which the dev
     profile registers on DuckDB when the lake root is gs://),
@@ -32,7 +37,6 @@
 #}
 
 {% macro create_raw_events(dry_run=false, read_processed=none) %}
-    {% set lake_root = orangescrum.lake_root() %}
     {% if not dry_run %}
         {% do adapter.create_schema(
             api.Relation.create(database=target.database, schema=target.schema)
@@ -40,28 +44,41 @@
     {% endif %}
     {% do orangescrum.create_raw_relation(
         'raw_events',
-        lake_root ~ '/raw/events',
+        orangescrum.lake_zone('lake_raw_events', 'raw/events'),
         orangescrum.raw_events_columns(),
         'event_date',
         dry_run,
         cluster_by=['user_id', 'event_type'],
-        also_read=[lake_root ~ '/processed/events'],
+        also_read=[orangescrum.lake_zone('lake_processed_events', 'processed/events')],
         also_read_has_files=read_processed
     ) %}
     {% do orangescrum.create_raw_relation(
         'raw_dead_letters',
-        lake_root ~ '/raw/_dead_letter',
+        orangescrum.lake_zone('lake_dead_letters', 'raw/_dead_letter'),
         orangescrum.raw_dead_letters_columns(),
         'event_date',
         dry_run
     ) %}
     {% do orangescrum.create_raw_relation(
         'raw_pipeline_metrics',
-        lake_root ~ '/raw/metrics',
+        orangescrum.lake_zone('lake_metrics', 'raw/metrics'),
         orangescrum.raw_pipeline_metrics_columns(),
         none,
         dry_run
     ) %}
+{% endmacro %}
+
+
+{% macro lake_zone(zone_var, folder_under_root) %}
+    {#-
+        A lake zone's location: var(zone_var) when set (the lake layout passes every zone),
+        else {lake_root}/{folder_under_root}. Without scheme noise or trailing slash.
+    -#}
+    {% set zone = (var(zone_var, '') or '') | trim %}
+    {% if not zone %}
+        {% set zone = orangescrum.lake_root() ~ '/' ~ folder_under_root %}
+    {% endif %}
+    {{ return(orangescrum.strip_file_scheme(zone)) }}
 {% endmacro %}
 
 
@@ -74,10 +91,15 @@
             ~ "or pass --vars '{lake_root: ...}' to create_raw_events."
         ) %}
     {% endif %}
-    {% if lake_root.startswith('file://') %}
-        {% set lake_root = lake_root[7:] %}
+    {{ return(orangescrum.strip_file_scheme(lake_root)) }}
+{% endmacro %}
+
+
+{% macro strip_file_scheme(location) %}
+    {% if location.startswith('file://') %}
+        {% set location = location[7:] %}
     {% endif %}
-    {{ return(lake_root.rstrip('/')) }}
+    {{ return(location.rstrip('/')) }}
 {% endmacro %}
 
 

@@ -256,6 +256,7 @@ class Settings(BaseSettings):
         return {
             "ORANGESCRUM_DUCKDB_PATH": str(self.duckdb_file),
             "ORANGESCRUM_LAKE_ROOT": self.lake_root,
+            **{f"ORANGESCRUM_{name.upper()}": uri for name, uri in self.lake.dbt_vars().items()},
             "ORANGESCRUM_GCS_ENDPOINT": self.gcs_endpoint,
             "ORANGESCRUM_GCP_PROJECT": self.gcp_project,
             "ORANGESCRUM_BIGQUERY_DATASET": self.bigquery_dataset,

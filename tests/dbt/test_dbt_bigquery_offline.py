@@ -77,13 +77,15 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
     return settings, target_path
 
 
-def operation_log(settings: Settings, target_path: Path, *args: str) -> str:
+def operation_log(
+    settings: Settings, target_path: Path, *args: str, dbt_vars: str = OFFLINE_VARS
+) -> str:
     """Run a dry-run operation and return what it logged (run_dbt logs to target/logs)."""
     log_file = target_path / "logs" / "dbt.log"
     start = log_file.stat().st_size if log_file.exists() else 0
     run_dbt(
         settings,
-        ["run-operation", *args, "--vars", OFFLINE_VARS],
+        ["run-operation", *args, "--vars", dbt_vars],
         target_path=target_path,
     )
     return log_file.read_text()[start:]
@@ -143,6 +145,21 @@ def test_raw_events_external_table_ddl(prod: tuple[Settings, Path]) -> None:
     assert f"create or replace view `{PROJECT}`.`orangescrum_dw`.`raw_events` as" in log
     assert f"uris = ['{LAKE}/raw/metrics/*.parquet']" in log  # not hive-partitioned
     assert "`raw_dead_letters`" in log
+
+
+def test_raw_events_reads_each_zone_from_its_own_var(prod: tuple[Settings, Path]) -> None:
+    """The lake layout hands dbt every zone; dbt must read those, not re-derive them."""
+    moved = "gs://elsewhere/dead-letters"
+    log = operation_log(
+        *prod,
+        "create_raw_events",
+        "--args",
+        "{dry_run: true}",
+        dbt_vars=OFFLINE_VARS[:-1] + f", lake_dead_letters: '{moved}/'}}",
+    )
+    assert f"hive_partition_uri_prefix = '{moved}'" in log
+    assert f"{LAKE}/raw/_dead_letter" not in log
+    assert f"hive_partition_uri_prefix = '{LAKE}/raw/events'" in log
 
 
 def test_raw_events_is_the_same_view_when_the_processed_zone_is_empty(
