@@ -21,6 +21,7 @@ from orangescrum.cli.common import console, load_settings
 from orangescrum.cli.dashboard import dashboard
 from orangescrum.cli.demo import demo
 from orangescrum.cli.maintenance import maintenance_app
+from orangescrum.cli.metrics import metrics_app
 from orangescrum.cli.status import status
 from orangescrum.cli.stream import stream
 from orangescrum.core.errors import OrangeScrumError
@@ -50,6 +51,7 @@ app.add_typer(
     maintenance_app, name="maintenance", help="Lake upkeep: archive, restore, DLQ report, cleanup."
 )
 app.add_typer(airflow_app, name="airflow")
+app.add_typer(metrics_app, name="metrics")
 app.command()(demo)
 app.command()(stream)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(

@@ -1,0 +1,95 @@
+"""The semantic layer: MetricFlow (`mf`) on the dbt project, with this platform's settings.
+
+The metrics are defined once in dbt_project/models/marts/_marts__metrics.yml; this module runs
+MetricFlow's own CLI against the same project, profile and warehouse as `orangescrum dbt`, so
+`orangescrum metrics query` and `mf query` run from dbt_project/ give the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.settings import Settings, WarehouseTarget
+from orangescrum.warehouse.dbt import require_warehouse_unlocked
+
+log = logging.getLogger(__name__)
+
+
+def mf_executable() -> Path:
+    """The `mf` script installed beside this interpreter (dbt-metricflow)."""
+    script = Path(sys.executable).parent / "mf"
+    if not script.exists():
+        raise OrangeScrumError(
+            f"MetricFlow's `mf` is not installed beside {sys.executable}: run `make setup`."
+        )
+    return script
+
+
+def run_metricflow(
+    settings: Settings,
+    args: Sequence[str],
+    *,
+    target_path: Path | None = None,
+    capture: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`mf <args>` from the dbt project folder, with the settings' profile and target.
+
+    target_path is where MetricFlow parses the project to (DBT_TARGET_PATH): keep it apart
+    from a concurrent dbt run's.
+    """
+    if settings.dbt_target is WarehouseTarget.DEV:
+        require_warehouse_unlocked(settings.duckdb_file)
+    env = os.environ | settings.dbt_env()
+    if target_path is not None:
+        env["DBT_TARGET_PATH"] = str(target_path)
+    command = [str(mf_executable()), *args]
+    log.info("mf %s", " ".join(args))
+    result = subprocess.run(
+        command,
+        cwd=settings.dbt_project_dir,
+        env=env,
+        capture_output=capture,
+        text=True,
+        check=False,
+    )
+    # mf can exit 0 having found problems; its summary lines count them ("ERRORS: 2").
+    failed = result.returncode != 0 or bool(
+        capture and re.search(r"\bERRORS: [1-9]", result.stdout + result.stderr)
+    )
+    if failed:
+        detail = (result.stdout + result.stderr)[-2000:] if capture else "see its output above"
+        raise OrangeScrumError(f"`mf {' '.join(args)}` failed: {detail}")
+    return result
+
+
+def query_metrics(
+    settings: Settings,
+    metrics: Sequence[str],
+    group_by: Sequence[str] = (),
+    *,
+    where: Sequence[str] = (),
+    order: Sequence[str] = (),
+    target_path: Path | None = None,
+) -> list[dict[str, str]]:
+    """Rows of `mf query` (values as MetricFlow writes them to CSV)."""
+    with tempfile.TemporaryDirectory(prefix="orangescrum-mf-") as scratch:
+        csv_file = Path(scratch) / "result.csv"
+        args = ["query", "--metrics", ",".join(metrics), "--csv", str(csv_file), "--quiet"]
+        if group_by:
+            args += ["--group-by", ",".join(group_by)]
+        for condition in where:
+            args += ["--where", condition]
+        if order:
+            args += ["--order", ",".join(order)]
+        run_metricflow(settings, args, target_path=target_path, capture=True)
+        with csv_file.open(newline="") as rows:
+            return list(csv.DictReader(rows))
