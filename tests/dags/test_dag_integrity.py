@@ -148,8 +148,11 @@ def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> No
         "int_project_tasks",
         "dim_users",
         "dim_projects",
+        "dim_tasks",
+        "dim_companies",
         "dim_dates",
         "fact_activities",
+        "fact_time_entries",
         "agg_daily_metrics",
     }
     first = dag.get_task("rebuild_marts.stg_orangescrum__events.run")

@@ -18,7 +18,16 @@ from tests.dbt.lake import write_lake
 
 # The first week of the fixture history ends on Friday 2024-03-08 (see tests/dbt/lake.py).
 FIRST_RUN_DATE = "2024-03-08"
-MARTS = ("dim_users", "dim_projects", "dim_dates", "fact_activities", "agg_daily_metrics")
+MARTS = (
+    "dim_users",
+    "dim_projects",
+    "dim_tasks",
+    "dim_companies",
+    "dim_dates",
+    "fact_activities",
+    "fact_time_entries",
+    "agg_daily_metrics",
+)
 # Incremental marts carry loaded_at, the time of the dbt run that wrote each row: equal
 # tables are compared without it.
 INCREMENTAL_MARTS = ("fact_activities", "agg_daily_metrics")

@@ -23,7 +23,7 @@ def test_build_runs_every_model_test_and_unit_test(
     _, result = first_build
     by_type = Counter(r.node.resource_type for r in result.result.results)
     statuses = Counter(str(r.status) for r in result.result.results)
-    assert by_type["model"] == 16  # 3 staging, 8 intermediate, 5 marts
+    assert by_type["model"] == 19  # 3 staging, 8 intermediate, 8 marts
     assert by_type["unit_test"] >= 9
     assert by_type["test"] >= 80
     assert set(statuses) == {"success", "pass", "no-op"}  # no-op: the exposures
@@ -111,6 +111,31 @@ def test_dim_projects_current_state_members_and_owner(built_warehouse: Warehouse
          "project_status": "archived", "member_count": 1, "task_count": 1,
          "state_version_count": 2, "archived_at": datetime(2024, 3, 8, 12, 0)},
     ]  # fmt: skip
+
+
+def test_dim_tasks_hold_the_current_state_and_lifecycle(built_warehouse: Warehouse) -> None:
+    tasks = built_warehouse.query(
+        "select task_id, project_id, task_status, task_type, is_inferred_member, "
+        "cycle_time_hours from orangescrum_dw_marts.dim_tasks order by task_id"
+    )
+    assert tasks == [
+        (1000, 100, "Closed", "development", False, 30.0),  # closed, reopened, closed
+        (1001, 100, "Closed", "bug", False, 20.0),
+        (1002, 100, "Closed", "update", False, 30.0),
+        (1003, 100, "Closed", "maintenance", False, None),  # created before the history
+        (2000, 200, "Closed", "maintenance", False, 48.0),
+    ]
+
+
+def test_dim_companies_count_users_and_projects(built_warehouse: Warehouse) -> None:
+    companies = built_warehouse.query(
+        "select company_id, user_count, enabled_user_count, project_count, "
+        "first_activity_at, last_activity_at from orangescrum_dw_marts.dim_companies"
+    )
+    # users 10-13 (12 disabled, 13 inferred: unknown state); projects 100 and 200
+    assert companies == [
+        (1, 4, 2, 2, datetime(2024, 3, 4, 9, 0), datetime(2024, 3, 8, 12, 0)),
+    ]
 
 
 def test_dim_dates_spans_the_activity_dates(built_warehouse: Warehouse) -> None:

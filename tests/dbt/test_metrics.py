@@ -103,3 +103,29 @@ def test_counts_hours_and_cycle_time_equal_sql_on_the_marts(built_warehouse: War
         target_path=built_warehouse.target_path / "metricflow",
     )
     assert Decimal(overall["median_cycle_time_hours"]) == Decimal(str(median))
+
+
+def test_hours_by_approval_equal_sql_on_the_time_entries(built_warehouse: Warehouse) -> None:
+    [row] = query_metrics(
+        built_warehouse.settings,
+        ["hours_logged", "hours_approved", "hours_rejected", "hours_pending"],
+        target_path=built_warehouse.target_path / "metricflow",
+    )
+    [(approved, rejected, pending)] = built_warehouse.query(
+        """
+        select
+            sum(case when approval_status = 'approved' then logged_hours else 0 end),
+            sum(case when approval_status = 'rejected' then logged_hours else 0 end),
+            sum(case when approval_status = 'pending' then logged_hours else 0 end)
+        from orangescrum_dw_marts.fact_time_entries
+        """
+    )
+    # the fixture: 7001 (2 h) approved, 7000 (1.5 h) and 7002 (0.5 h) pending
+    assert (approved, rejected, pending) == (2.0, 0.0, 2.0)
+    assert Decimal(row["hours_approved"]) == Decimal("2")
+    assert Decimal(row["hours_rejected"] or "0") == Decimal("0")
+    assert Decimal(row["hours_pending"]) == Decimal("2")
+    # every logged hour is in exactly one approval state
+    assert Decimal(row["hours_logged"]) == Decimal(row["hours_approved"]) + Decimal(
+        row["hours_pending"]
+    )
