@@ -12,7 +12,6 @@ import pytest
 from orangescrum import REPO_ROOT
 from orangescrum.core.broker import LocalKafka
 from orangescrum.core.errors import OrangeScrumError
-from tests.conftest import sigterm_when_ready
 
 
 def orangescrum(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -136,25 +135,6 @@ def test_bad_input_is_one_sentence_without_a_traceback(
     assert "Traceback" not in result.stdout + result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert named in last_line
-
-
-@pytest.mark.slow
-def test_docs_serve_stops_cleanly_on_sigterm(tmp_path) -> None:
-    from orangescrum.core.processes import free_port, port_is_free
-
-    port = free_port()
-    env = dict(os.environ) | {"ORANGESCRUM_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
-    output = tmp_path / "serve.txt"
-    (tmp_path / "catalog.json").write_text("{}")
-    serve = ["docs", "serve", "--port", str(port), "--target-path", str(tmp_path)]
-    with output.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orangescrum", *serve], env=env, stdout=sink, stderr=sink
-        )
-    printed = sigterm_when_ready(process, lambda: not port_is_free(port), output)
-    assert process.returncode == 130, printed
-    assert printed.strip().splitlines()[-1] == "interrupted"
-    assert "failed" not in printed and "Traceback" not in printed
 
 
 def test_a_lake_path_that_is_a_file_is_refused_by_warehouse_load(tmp_path) -> None:

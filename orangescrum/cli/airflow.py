@@ -6,6 +6,7 @@ imports Airflow, Cosmos or dbt at module level: `orangescrum --help` stays insta
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,6 +89,11 @@ def standalone_env(settings: Settings, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+        # Cosmos' own Airflow 3 plugin (always loaded) serves the docs `make docs` generates,
+        # linked under Browse > "dbt docs".
+        "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps(
+            {"orangescrum": {"dir": str(settings.dbt_project_dir / "target"), "name": "dbt docs"}}
+        ),
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": base_url,

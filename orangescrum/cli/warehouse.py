@@ -47,12 +47,17 @@ def docs_serve(
         typer.Option(help="dbt target folder with the catalog. Default: dbt_project/target."),
     ] = None,
 ) -> None:
-    """Serve the dbt docs catalog (built by `orangescrum dbt docs generate`) until Ctrl-C."""
+    """Serve the dbt docs catalog (built by `orangescrum dbt docs generate`) until stopped.
+
+    Ctrl-C or SIGTERM stops it like every other command ("interrupted", exit 130): the
+    server runs in this process (no child), and its socket is closed before the exit, so
+    the port is free again at once (tests/test_docs_serve.py).
+    """
     from orangescrum.core.processes import HOST, claim_port
     from orangescrum.warehouse.dbt import serve_docs
 
     settings = load_settings()
     target = target_path or settings.dbt_project_dir / "target"
     claim_port(port, "pass --port")
-    console.print(f"dbt docs: http://{HOST}:{port}  (Ctrl-C stops it)", soft_wrap=True)
+    console.print(f"dbt docs: http://{HOST}:{port}  (Ctrl-C or SIGTERM stops it)", soft_wrap=True)
     serve_docs(target, port)
