@@ -29,7 +29,7 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "Installing Debian's chromium for the browser tests (about 20 seconds)..."; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  { apt-get install -y -q --no-install-recommends chromium || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; } > /tmp/orangescrum-chromium-install.log 2>&1 \
+	  { apt-get install -y -q --no-install-recommends chromium fonts-noto-color-emoji || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-noto-color-emoji; }; } > /tmp/orangescrum-chromium-install.log 2>&1 \
 	    || { tail -20 /tmp/orangescrum-chromium-install.log; echo "Installing chromium failed (log above); the browser tests need it."; exit 1; }; \
 	else \
 	  echo "Chromium is missing and this is not root: the browser tests need it (Debian: sudo apt-get install chromium)."; \
@@ -99,4 +99,4 @@ lock-bqemu:  ## re-resolve the BigQuery emulator's pins into requirements-bqemu.
 	rm -rf .lock-venv
 
 clean:  ## remove local state (lake, checkpoints, warehouse) but keep the virtualenv
-	rm -rf .orangescrum dbt_project/target dbt_project/logs
+	rm -rf .orangescrum dbt_project/target dbt_project/logs test-artifacts

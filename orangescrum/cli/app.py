@@ -22,6 +22,7 @@ from orangescrum.cli.dashboard import dashboard
 from orangescrum.cli.demo import demo
 from orangescrum.cli.maintenance import maintenance_app
 from orangescrum.cli.metrics import metrics_app
+from orangescrum.cli.notebook import notebook
 from orangescrum.cli.status import status
 from orangescrum.cli.stream import stream
 from orangescrum.core.errors import OrangeScrumError
@@ -58,6 +59,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
     warehouse.dbt
 )
 app.command()(dashboard)
+app.command()(notebook)
 app.command()(status)
 
 
