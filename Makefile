@@ -73,11 +73,12 @@ test-random: setup  ## the whole suite in a random order (pytest-randomly; print
 # sqlfluff's dbt templater opens the dev warehouse: give it the absolute path of the default
 # one, so the profile does not resolve it from whatever directory sqlfluff runs in.
 lint: export ORANGESCRUM_DUCKDB_PATH ?= $(CURDIR)/.orangescrum/warehouse.duckdb
-lint: setup  ## ruff + the import-linter layer contracts + sqlfluff
+lint: setup  ## ruff + the import-linter layer contracts + sqlfluff + dbt-score
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	mkdir -p "$$(dirname "$$ORANGESCRUM_DUCKDB_PATH")"
 	$(BIN)/sqlfluff lint dbt_project/models
+	$(BIN)/orangescrum dbt parse --quiet && $(BIN)/dbt-score lint --manifest dbt_project/target/manifest.json
 
 docs: setup  ## build the dbt docs catalog and serve it on http://127.0.0.1:8081
 	$(BIN)/orangescrum dbt docs generate

@@ -56,7 +56,11 @@ def test_the_marts_are_owned_by_analytics_engineering(manifest: dict[str, Any]) 
     assert owner["email"]
 
 
-def test_group_access_keeps_every_ref_valid(manifest: dict[str, Any]) -> None:
-    # Grouped models default to `protected` access: refs inside the project stay allowed, and
-    # none of them became private (which would break the exposures' and marts' refs).
-    assert {node["access"] for node in models(manifest)} == {"protected"}
+def test_marts_are_public_and_the_rest_protected(manifest: dict[str, Any]) -> None:
+    # The marts are the interface other projects and BI tools may build on (`public`); staging
+    # and intermediate models stay `protected`: refs inside the project are allowed, and none
+    # became private (which would break the exposures' and marts' refs).
+    access = {node["name"]: node["access"] for node in models(manifest)}
+    marts = {node["name"] for node in models(manifest) if "marts" in node["fqn"]}
+    assert {access[name] for name in marts} == {"public"}
+    assert {access[name] for name in access.keys() - marts} == {"protected"}
