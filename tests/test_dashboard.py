@@ -18,27 +18,53 @@ is the unknown member). fact_activities:
 agg_daily_metrics holds the same days, plus closings and daily cycle-time medians:
 10 closes 1 task on 03-05 (median 10 h) and 1 on 03-06 (median 20 h), 20 closes 1 on 03-05
 (median 30 h). Hours are sums of binary-exact values, so they compare exactly.
+
+The demo's console output (its default length, the Spark step's status line, the explained
+reconciliation) is tested here too, on known reports: what the person at the terminal reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import typer
 import yaml
+from rich.console import Console
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
+from ingestion.faults import BAD_KINDS, EXPECTED_REASON
+from ingestion.feed import ProduceReport
 from orangescrum import REPO_ROOT
+from orangescrum.cli import demo as demo_command
 from orangescrum.cli.dashboard import APP_PATH, dashboard, streamlit_command
+from orangescrum.core.monitoring import METRICS_SCHEMA
+from orangescrum.core.settings import Settings
+from orangescrum.dashboard import app as dashboard_app
 from orangescrum.dashboard import queries
 from orangescrum.dashboard.queries import Filters, WarehouseNotReadyError
+from orangescrum.demo import (
+    DemoOptions,
+    DemoResult,
+    StreamProgress,
+    dbt_status_lines,
+    poll_stream,
+    print_summary,
+)
+from orangescrum.warehouse.load import WarehouseCounts
+from spark.stream import StreamTotals
 
 MARTS_YAML = REPO_ROOT / "dbt_project" / "models" / "marts" / "_marts__models.yml"
 DUCKDB_TYPES = {"bigint": "BIGINT", "string": "VARCHAR", "date": "DATE", "boolean": "BOOLEAN"}
@@ -130,6 +156,19 @@ def build_warehouse(path: Path, marts: tuple[str, ...] = queries.REQUIRED_MARTS)
             AGG,
         )
     return path
+
+
+def shift_days(path: Path, days: int) -> None:
+    """Move every day of the warehouse `days` later (e.g. so its last day is today)."""
+    with duckdb.connect(str(path)) as connection:
+        for table, column in (
+            ("dim_dates", "date_day"),
+            ("fact_activities", "activity_date"),
+            ("agg_daily_metrics", "activity_date"),
+        ):
+            connection.execute(
+                f"update {queries.MARTS_SCHEMA}.{table} set {column} = {column} + {days}"
+            )
 
 
 @pytest.fixture
@@ -303,6 +342,131 @@ def test_missing_marts_are_named(tmp_path: Path) -> None:
         queries.require_warehouse(path)
 
 
+# --- the daily charts ---------------------------------------------------------------------------
+HOUR_DIRECTIVES = re.compile(r"%[HIklMLpSsQ]")  # d3-time-format's hours, minutes, seconds, AM/PM
+SATURDAY = dt.date(2024, 3, 9)
+PARTIAL_NOTE = dashboard_app.PARTIAL_DAY_NOTE
+
+
+def daily_frame(*dates: dt.date) -> pd.DataFrame:
+    """A daily panel as the queries return it (activity_date a pandas timestamp)."""
+    count = len(dates)
+    return pd.DataFrame(
+        {
+            "activity_date": days(*dates),
+            "event_count": list(range(10, 10 + count)),
+            "active_user_count": [2] * count,
+            "tasks_created_count": [1] * count,
+            "tasks_closed_count": [0] * count,
+        }
+    )
+
+
+def layers(spec: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The layers of a chart spec by mark type."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for layer in spec["layer"]:
+        mark = layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+        found.setdefault(mark, []).append(layer)
+    return found
+
+
+def filters_of(layer: dict[str, Any]) -> list[str]:
+    return [step["filter"] for step in layer.get("transform", []) if "filter" in step]
+
+
+def utc_noon(day: dt.date) -> dict[str, Any]:
+    return {"year": day.year, "month": day.month, "date": day.day, "hours": 12, "utc": True}
+
+
+def test_daily_line_has_a_point_on_every_day_and_a_date_only_utc_axis() -> None:
+    frame = daily_frame(DAY_1, DAY_2, DAY_3)
+    spec = dashboard_app.daily_line_chart(frame, "event_count", "Events", today=SATURDAY).to_dict()
+    by_mark = layers(spec)
+    assert set(by_mark) == {"line", "point"}  # no weekend in Mon-Wed, no today
+    (points,) = by_mark["point"]
+    assert points["mark"]["filled"] is True
+    assert filters_of(points) == ["!datum.is_partial"]  # every complete day has its point
+    for layer in spec["layer"]:
+        x = layer["encoding"]["x"]
+        assert (x["field"], x["type"], x["scale"]["type"]) == ("day", "temporal", "utc")
+        assert x["axis"]["format"] == "%b %d"
+        assert not HOUR_DIRECTIVES.search(x["axis"]["format"])
+        assert x["axis"]["tickCount"] == {"interval": "day", "step": 1}  # never between days
+        # half a day of room either side of the first and last day
+        assert x["scale"]["domain"] == [utc_noon(DAY_1 - dt.timedelta(days=1)), utc_noon(DAY_3)]
+    # Vega reads a bare ISO date as UTC midnight: the same day in every browser's time zone
+    (dataset,) = spec["datasets"].values()
+    assert [row["day"] for row in dataset] == ["2024-03-04", "2024-03-05", "2024-03-06"]
+    assert [row["day_label"] for row in dataset] == ["Mon Mar 04", "Tue Mar 05", "Wed Mar 06"]
+    assert PARTIAL_NOTE not in json.dumps(spec)
+
+
+def test_one_day_range_is_a_day_wide_with_its_point() -> None:
+    spec = dashboard_app.daily_line_chart(
+        daily_frame(DAY_2), "event_count", "Events", today=SATURDAY
+    ).to_dict()
+    (points,) = layers(spec)["point"]
+    assert points["encoding"]["x"]["scale"]["domain"] == [utc_noon(DAY_1), utc_noon(DAY_2)]
+    (dataset,) = spec["datasets"].values()
+    assert [(row["day"], row["is_partial"]) for row in dataset] == [("2024-03-05", False)]
+
+
+def test_today_is_marked_partial_hollow_dashed_and_annotated() -> None:
+    frame = daily_frame(DAY_1, DAY_2, DAY_3)
+    days_frame = dashboard_app.by_day(frame, today=DAY_3)
+    assert days_frame["is_partial"].tolist() == [False, False, True]
+    assert days_frame["is_tail"].tolist() == [False, True, True]  # the dashed last segment
+    assert days_frame["day_label"].tolist()[-1] == f"Wed Mar 06, {PARTIAL_NOTE}"
+
+    spec = dashboard_app.daily_line_chart(frame, "event_count", "Events", today=DAY_3).to_dict()
+    by_mark = layers(spec)
+    solid, dashed = by_mark["line"]
+    assert filters_of(solid) == ["!datum.is_partial"]  # the partial day never drags the line
+    assert (dashed["mark"]["strokeDash"], filters_of(dashed)) == ([4, 3], ["datum.is_tail"])
+    filled, hollow = by_mark["point"]
+    assert (filled["mark"]["filled"], hollow["mark"]["filled"]) == (True, False)
+    assert filters_of(hollow) == ["datum.is_partial"]
+    (note,) = by_mark["text"]
+    assert note["encoding"]["text"] == {"value": "today (partial)"}
+    assert filters_of(note) == ["datum.is_partial"]
+
+
+def test_weekends_are_shaded_a_day_wide() -> None:
+    friday, saturday, sunday = (dt.date(2024, 3, day) for day in (8, 9, 10))
+    frame = daily_frame(friday, saturday, sunday)
+    spec = dashboard_app.daily_line_chart(frame, "event_count", "Events", today=DAY_1).to_dict()
+    (shade,) = layers(spec)["rect"]
+    assert filters_of(shade) == ["datum.is_weekend"]
+    assert (shade["encoding"]["x"]["field"], shade["encoding"]["x2"]["field"]) == (
+        "shade_start",
+        "shade_end",
+    )
+    (dataset,) = spec["datasets"].values()
+    assert [row["is_weekend"] for row in dataset] == [False, True, True]
+    saturday_row = dataset[1]
+    assert (saturday_row["shade_start"], saturday_row["shade_end"]) == (
+        "2024-03-08T12:00:00Z",
+        "2024-03-09T12:00:00Z",
+    )
+
+
+def test_throughput_bars_are_grouped_per_date_and_today_is_pale() -> None:
+    spec = dashboard_app.throughput_chart(daily_frame(DAY_1, DAY_2, DAY_3), today=DAY_3).to_dict()
+    encoding = spec["encoding"]
+    assert spec["mark"]["type"] == "bar"
+    assert (encoding["x"]["field"], encoding["x"]["type"]) == ("tick", "ordinal")
+    assert encoding["x"]["sort"] == ["Mar 04", "Mar 05", "Mar 06"]  # dates, never "12 PM"
+    assert encoding["xOffset"]["field"] == "kind"
+    assert encoding["opacity"]["condition"] == {
+        "test": "datum.is_partial",
+        "value": dashboard_app.PARTIAL_OPACITY,
+    }
+    (dataset,) = spec["datasets"].values()
+    partial = {(row["tick"], row["kind"]) for row in dataset if row["is_partial"]}
+    assert partial == {("Mar 06", "Created"), ("Mar 06", "Closed")}
+
+
 # --- the Streamlit page -------------------------------------------------------------------------
 @pytest.fixture
 def page(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
@@ -376,6 +540,72 @@ def test_page_without_warehouse_explains_what_to_run(
     assert not page.metric
 
 
+def chart_specs(app: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(chart.proto.spec) for chart in app.get("vega_lite_chart")]
+
+
+def test_page_draws_daily_lines_with_points_on_date_axes(page: AppTest) -> None:
+    page.run()
+    assert not page.exception
+    events, users, throughput = chart_specs(page)[:3]
+    for spec in (events, users):
+        by_mark = layers(spec)
+        assert {"line", "point"} <= set(by_mark)
+        x = by_mark["point"][0]["encoding"]["x"]
+        assert (x["type"], x["axis"]["format"]) == ("temporal", "%b %d")
+        assert PARTIAL_NOTE not in json.dumps(spec)  # 2024 is long over
+    assert throughput["encoding"]["x"]["sort"] == ["Mar 04", "Mar 05", "Mar 06"]
+    assert "Shaded: weekends." in [caption.value for caption in page.caption]
+
+
+def test_page_marks_today_as_partial(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    shift_days(warehouse, (today - DAY_3).days)  # the last day of the marts is today
+    monkeypatch.setenv("ORANGESCRUM_DUCKDB_PATH", str(warehouse))
+    page = AppTest.from_file(str(APP_PATH), default_timeout=30).run()
+    assert not page.exception
+    assert metrics(page)["Events"] == "11"  # the same marts, only later
+    events, users = chart_specs(page)[:2]
+    for spec in (events, users):
+        (note,) = layers(spec)["text"]
+        assert note["encoding"]["text"] == {"value": PARTIAL_NOTE}
+    assert any("still in progress" in caption.value for caption in page.caption)
+
+
+# Measured in Chromium: beside the sidebar, a 1280 px window leaves the page's main column
+# about 820 px wide.
+MAIN_COLUMN_PX = 820
+
+
+def shown_columns(app: AppTest) -> dict[str, int]:
+    """The daily metrics table's columns, in order, with their widths."""
+    proto = app.dataframe[0].proto
+    config = json.loads(proto.columns)
+    return {column: config[column]["width"] for column in proto.column_order}
+
+
+def test_daily_metrics_table_fits_a_1280px_window(page: AppTest) -> None:
+    page.run()
+    columns = shown_columns(page)
+    assert list(columns) == [
+        "activity_date",
+        "company_id",
+        "project_name",
+        "event_count",
+        "active_user_count",
+        "tasks_created_count",
+        "tasks_closed_count",
+        "comment_count",
+        "billable_hours_logged",
+        "non_billable_hours_logged",
+        "median_task_cycle_time_hours",
+    ]
+    assert sum(columns.values()) <= MAIN_COLUMN_PX
+    # one company: its column goes, the project's name says it
+    page.sidebar.selectbox(key="company").set_value(2).run()
+    assert "company_id" not in shown_columns(page)
+
+
 # --- the command --------------------------------------------------------------------------------
 def test_streamlit_runs_local_headless_without_telemetry() -> None:
     command = streamlit_command(8600)
@@ -399,3 +629,154 @@ def test_command_refuses_a_missing_warehouse(
     result = CliRunner().invoke(cli, ["--port", "8600"])
     assert isinstance(result.exception, WarehouseNotReadyError)
     assert str(tmp_path / "warehouse.duckdb") in str(result.exception)
+
+
+# --- the demo's console output -------------------------------------------------------------------
+def test_demo_simulates_30_days_by_default_and_says_what_it_costs() -> None:
+    assert DemoOptions().days == demo_command.DEFAULT_DAYS == 30
+    cli = typer.Typer()
+    cli.command()(demo_command.demo)
+    result = CliRunner().invoke(cli, ["--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+    assert "default 30: about 10,000 events" in text
+    assert re.search(r"about \d+ s on 2 cores", text), text
+
+
+def known_result(problems: list[str] | None = None) -> DemoResult:
+    """The counts of a real 3-day demo run (seed 42): 1,290 events, 17 redelivered, 23 late,
+    2 bad messages of each kind."""
+    return DemoResult(
+        produced=ProduceReport(
+            events=1307,
+            duplicates=17,
+            late=23,
+            bad_by_kind=Counter(dict.fromkeys(BAD_KINDS, 2)),
+            event_ids={f"event-{number}" for number in range(1290)},
+        ),
+        streamed=StreamTotals(
+            batches=1,
+            rows_in=1319,
+            rows_landed=1307,
+            rows_dead_lettered=12,
+            dead_letter_reasons=dict(Counter(EXPECTED_REASON[kind] for kind in BAD_KINDS * 2)),
+        ),
+        warehouse=WarehouseCounts(
+            raw_rows=1307,
+            raw_distinct_events=1290,
+            dead_letters=12,
+            fact_activities=1290,
+            fact_distinct_events=1290,
+        ),
+        problems=problems or [],
+    )
+
+
+def summary_lines(settings: Settings, result: DemoResult, width: int) -> list[str]:
+    console = Console(record=True, width=width, force_terminal=False)
+    print_summary(settings, result, console)
+    return [line.rstrip() for line in console.export_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("label", "count", "meaning"),
+    [
+        (
+            "messages produced to Kafka",
+            "1,319",
+            "distinct events + duplicate deliveries + bad messages",
+        ),
+        ("  distinct events", "1,290", "actions in the app, one event_id each"),
+        ("  duplicate deliveries", "17", "an event sent twice: lands, dropped in staging"),
+        ("  bad messages", "12", "broken on purpose (6 kinds): must be dead-lettered"),
+        ("  late events", "23", "delivered hours to days late: a subset of landed"),
+        ("read by Spark", "1,319", "must equal produced: nothing lost on the way"),
+        (
+            "landed in the lake (raw_events)",
+            "1,307",
+            "must equal distinct events + duplicates, late included",
+        ),
+        ("dead-lettered", "12", "must equal bad messages; by reason:"),
+        ("  missing_key", "2", "no Kafka key (it must be the company_id)"),
+        ("  not_confluent_avro", "2", "no Confluent framing (magic byte 0, schema id)"),
+        ("  timestamp_out_of_range", "4", "event time too far in the past or in the future"),
+        ("rows in fact_activities", "1,290", "must equal distinct events: duplicates removed"),
+    ],
+)
+def test_summary_explains_each_count_in_one_line(
+    settings: Settings, label: str, count: str, meaning: str
+) -> None:
+    # 100 columns: a usual terminal still holds every row on one line
+    lines = summary_lines(settings, known_result(), width=100)
+    pattern = re.compile(rf"^\s*{re.escape(label)}\s+{re.escape(count)}\s+{re.escape(meaning)}$")
+    assert [line for line in lines if pattern.match(line)], "\n".join(lines)
+
+
+def test_summary_says_what_reconciles(settings: Settings) -> None:
+    lines = summary_lines(settings, known_result(), width=100)
+    assert 'all counts reconcile: every "must equal" above holds' in lines
+    mismatch = summary_lines(settings, known_result(["stream read 1 of 2 messages"]), 100)
+    assert "MISMATCH: stream read 1 of 2 messages" in mismatch
+    assert not [line for line in mismatch if "all counts reconcile" in line]
+
+
+def test_dbt_statuses_are_explained_one_a_line() -> None:
+    assert dbt_status_lines({"no-op": 2, "pass": 92, "success": 16}) == [
+        "16 success  models built (tables and views in the warehouse)",
+        "92 pass     data tests and unit tests that passed",
+        " 2 no-op    exposures (the dashboards on the marts): recorded for lineage, nothing to run",
+    ]
+
+
+def test_stream_progress_says_where_the_spark_step_is() -> None:
+    state = StreamProgress(produced=10_310)
+    assert state.describe() == "starting Spark (a local JVM)"
+    state.spark_started = True
+    assert state.describe() == (
+        "0 of 10,310 messages read: 0 landed, 0 dead-lettered · starting the stream"
+    )
+    state.stream_status = "Getting offsets from KafkaV2[Subscribe[events-raw]]"
+    assert state.describe().endswith("· Getting offsets from KafkaV2[Subscribe[events-raw]]")
+    state.tasks_done, state.tasks_total = 1, 3
+    assert state.describe().endswith("· batch 0 running: Spark tasks 1/3")
+    state.batches, state.landed, state.dead_lettered = 1, 10_298, 12
+    state.tasks_done = state.tasks_total = 0
+    assert state.read == 10_310
+    assert state.describe() == "10,310 of 10,310 messages read: 10,298 landed, 12 dead-lettered"
+
+
+def write_metrics_row(settings: Settings, batch_id: int, landed: int, dead: int) -> None:
+    moment = dt.datetime(2024, 3, 6, 12, batch_id, tzinfo=dt.UTC)
+    row = {
+        "landing_id": "demo",
+        "batch_id": batch_id,
+        "started_at": moment,
+        "finished_at": moment,
+        "duration_seconds": 1.0,
+        "rows_in": landed + dead,
+        "rows_landed": landed,
+        "rows_dead_lettered": dead,
+        "dead_letter_reasons": "{}",
+        "end_offsets": "{}",
+        "lag_total": 0,
+    }
+    path = Path(settings.lake.metrics_file("demo", batch_id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=METRICS_SCHEMA), path)
+
+
+def test_stream_progress_counts_the_batches_that_landed(settings: Settings) -> None:
+    state = StreamProgress(produced=5_012)
+    poll_stream(settings, None, state)  # no metrics yet: nothing landed
+    assert (state.batches, state.read) == (0, 0)
+    write_metrics_row(settings, 0, landed=2_488, dead=12)
+    write_metrics_row(settings, 1, landed=2_500, dead=0)
+    poll_stream(settings, None, state)
+    assert (state.batches, state.landed, state.dead_lettered) == (2, 4_988, 12)
+
+
+@pytest.mark.slow
+def test_stream_progress_reads_an_idle_spark_session(settings: Settings, spark: Any) -> None:
+    state = StreamProgress(produced=10, spark_started=True)
+    poll_stream(settings, spark, state)
+    assert (state.tasks_done, state.tasks_total, state.stream_status) == (0, 0, "")

@@ -35,6 +35,48 @@ ALL = None  # the "every company / every project" choice of the selectboxes
 HEALTH_PAGE = Path(__file__).with_name("health_page.py")
 LABEL_LIMIT_PX = 220  # project names and event types in full
 
+# Daily charts. A day is a date, so its axis says "Nov 28" (never "12 PM", which a time axis
+# shows between two days), one tick per day at most.
+DAY_FORMAT = "%b %d"
+DAY_TICKS = {"interval": "day", "step": 1}
+HALF_DAY = dt.timedelta(hours=12)  # padding either side, so a one-day range has a visible day
+PARTIAL_DAY_NOTE = "today (partial)"
+PARTIAL_OPACITY = 0.45
+WEEKEND_SHADE = {"color": "#888888", "opacity": 0.12}
+
+
+def _count(label: str, width: int, help_text: str) -> st.column_config.NumberColumn:
+    return st.column_config.NumberColumn(label, help=help_text, width=width, format="%d")
+
+
+def _hours(label: str, width: int, help_text: str) -> st.column_config.NumberColumn:
+    return st.column_config.NumberColumn(label, help=help_text, width=width, format="%.1f")
+
+
+# Column -> its header in the daily metrics table, in display order. Widths (px) fit each short
+# header in full and add up to 812 px: the page's main column beside the sidebar is about
+# 820 px wide in a 1280 px window, so no column hides behind a horizontal scroll bar.
+DAILY_METRICS_COLUMNS = {
+    # The year is in the page's caption; "Nov 28" leaves the room to the project's name.
+    "activity_date": st.column_config.DateColumn("Day", format="MMM DD", width=64),
+    "company_id": st.column_config.NumberColumn("Co.", help="Company", width=44, format="%d"),
+    "project_name": st.column_config.TextColumn("Project", width=164),
+    "event_count": _count("Events", 60, "Events that day."),
+    "active_user_count": _count("Users", 56, "Distinct active users that day."),
+    "tasks_created_count": _count("Created", 68, "Tasks created."),
+    "tasks_closed_count": _count(
+        "Closed", 62, "Closing transitions (a task reopened and closed again counts twice)."
+    ),
+    "comment_count": _count("Comments", 80, "Comments posted."),
+    "billable_hours_logged": _hours("Bill. h", 62, "Billable hours logged."),
+    "non_billable_hours_logged": _hours("Non-bill. h", 86, "Non-billable hours logged."),
+    "median_task_cycle_time_hours": _hours(
+        "Cycle h",
+        66,
+        "Median hours from creation to first close, of the tasks first closed that day.",
+    ),
+}
+
 
 def warehouse_version(path: Path) -> int:
     """Latest modification time (ns) of the DuckDB file and its WAL: changes on every rebuild."""
@@ -162,37 +204,171 @@ def horizontal_bars(
     return True
 
 
-def activity_charts(panels: dict[str, pd.DataFrame]) -> None:
+def today_utc() -> dt.date:
+    """The day still filling: activity_date is the UTC date of the event (dbt docs)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def by_day(frame: pd.DataFrame, today: dt.date) -> pd.DataFrame:
+    """A daily frame (activity_date) plus what the charts draw each day with.
+
+    day: the date as ISO text; Vega reads a bare date as UTC midnight and the axis scale is
+    UTC, so every browser shows the same day whatever its time zone. day_label (tooltips,
+    weekday included: weekends explain the weekly dips) and tick (the bars' axis): text.
+    is_partial: the day is today, still filling, so its low count is no collapse; is_tail:
+    today and the day before, the dashed last segment. is_weekend, shade_start, shade_end:
+    the weekend band, a day wide around the day's point.
+    """
+    dates = [pd.Timestamp(value).date() for value in frame["activity_date"]]
+    midnights = [dt.datetime.combine(day, dt.time()) for day in dates]
+    today_in_range = today in dates
+    return frame.assign(
+        day=[day.isoformat() for day in dates],
+        day_label=[
+            f"{day:%a %b %d}" + (f", {PARTIAL_DAY_NOTE}" if day == today else "") for day in dates
+        ],
+        tick=[f"{day:{DAY_FORMAT}}" for day in dates],
+        is_partial=[day == today for day in dates],
+        is_tail=[today_in_range and 0 <= (today - day).days <= 1 for day in dates],
+        is_weekend=[day.weekday() >= 5 for day in dates],
+        shade_start=[f"{moment - HALF_DAY:%Y-%m-%dT%H:%M:%SZ}" for moment in midnights],
+        shade_end=[f"{moment + HALF_DAY:%Y-%m-%dT%H:%M:%SZ}" for moment in midnights],
+    )
+
+
+def _utc(moment: dt.datetime) -> alt.DateTime:
+    return alt.DateTime(
+        year=moment.year, month=moment.month, date=moment.day, hours=moment.hour, utc=True
+    )
+
+
+def day_x(days: pd.DataFrame, field: str = "day") -> alt.X:
+    """A temporal x over the frame's days in UTC, half a day of room either side (so a
+    one-day range is a day wide), labelled with dates only, at most one tick a day."""
+    first = dt.datetime.fromisoformat(days["day"].min()) - HALF_DAY
+    last = dt.datetime.fromisoformat(days["day"].max()) + HALF_DAY
+    return alt.X(
+        f"{field}:T",
+        title=None,
+        scale=alt.Scale(type="utc", domain=[_utc(first), _utc(last)]),
+        axis=alt.Axis(format=DAY_FORMAT, tickCount=DAY_TICKS, labelOverlap=True, grid=False),
+    )
+
+
+def daily_line_chart(
+    frame: pd.DataFrame, value: str, value_title: str, today: dt.date
+) -> alt.LayerChart:
+    """One value per day: a line with a point on every day (a one-day range still shows its
+    point), weekends shaded, and today, if in range, set apart: a dashed last segment, a
+    hollow point and the note "today (partial)"."""
+    days = by_day(frame, today)
+    tooltip = [
+        alt.Tooltip("day_label:N", title="Day"),
+        alt.Tooltip(f"{value}:Q", title=value_title, format=","),
+    ]
+    base = alt.Chart(days).encode(
+        x=day_x(days), y=alt.Y(f"{value}:Q", title=value_title), tooltip=tooltip
+    )
+    layers: list[alt.Chart] = []
+    if days["is_weekend"].any():
+        layers.append(
+            alt.Chart(days)
+            .mark_rect(**WEEKEND_SHADE)
+            .encode(x=day_x(days, "shade_start"), x2="shade_end:T")
+            .transform_filter("datum.is_weekend")
+        )
+    complete = "!datum.is_partial"
+    layers += [
+        base.mark_line().transform_filter(complete),
+        base.mark_point(filled=True, size=40, opacity=1).transform_filter(complete),
+    ]
+    if days["is_partial"].any():
+        partial = "datum.is_partial"
+        layers += [
+            base.mark_line(strokeDash=[4, 3], opacity=PARTIAL_OPACITY).transform_filter(
+                "datum.is_tail"
+            ),
+            base.mark_point(filled=False, size=60).transform_filter(partial),
+            # Today is the last day of any range holding it (no mart has a later day): the
+            # note ends at its point, inside the chart.
+            base.mark_text(align="right", dx=-6, dy=-10)
+            .encode(text=alt.value(PARTIAL_DAY_NOTE))
+            .transform_filter(partial),
+        ]
+    return alt.layer(*layers)
+
+
+def throughput_chart(frame: pd.DataFrame, today: dt.date) -> alt.Chart:
+    """Tasks created and closed per day, side by side; today's bars pale (still filling).
+
+    Grouped bars need a discrete axis (on a time axis they overlap), so the days are the
+    labels "Nov 28" in date order.
+    """
+    days = by_day(frame, today).rename(
+        columns={"tasks_created_count": "Created", "tasks_closed_count": "Closed"}
+    )
+    bars = days.melt(
+        id_vars=["tick", "day_label", "is_partial"],
+        value_vars=["Created", "Closed"],
+        var_name="kind",
+        value_name="tasks",
+    )
+    return (
+        alt.Chart(bars)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "tick:O",
+                title=None,
+                sort=days["tick"].tolist(),
+                axis=alt.Axis(labelAngle=0, labelOverlap=True),
+            ),
+            xOffset=alt.XOffset("kind:N", sort=["Created", "Closed"]),
+            y=alt.Y("tasks:Q", title="Tasks"),
+            color=alt.Color("kind:N", title=None, sort=["Created", "Closed"]).legend(
+                orient="bottom"
+            ),
+            opacity=alt.condition("datum.is_partial", alt.value(PARTIAL_OPACITY), alt.value(1.0)),
+            tooltip=[
+                alt.Tooltip("day_label:N", title="Day"),
+                alt.Tooltip("kind:N", title="Tasks"),
+                alt.Tooltip("tasks:Q", title="Count"),
+            ],
+        )
+    )
+
+
+def activity_charts(panels: dict[str, pd.DataFrame], today: dt.date) -> None:
     activity = panels["daily_activity"]
+    if activity.empty:  # a range the marts' calendar (dim_dates) does not reach
+        st.info("No day of this range is in the warehouse.")
+        return
     left, right = st.columns(2)
     with left:
         st.subheader("Events per day")
-        st.line_chart(activity, x="activity_date", y="event_count", x_label="Day", y_label="Events")
+        st.altair_chart(daily_line_chart(activity, "event_count", "Events", today), width="stretch")
     with right:
         st.subheader("Active users per day")
-        st.line_chart(
-            activity, x="activity_date", y="active_user_count", x_label="Day", y_label="Users"
+        st.altair_chart(
+            daily_line_chart(activity, "active_user_count", "Users", today), width="stretch"
         )
+    if by_day(activity, today)["is_partial"].any():
+        st.caption(
+            f"Today ({today:%b %d}, UTC) is still in progress: its line is dashed, its point "
+            "hollow and its bars pale. Shaded: weekends."
+        )
+    else:
+        st.caption("Shaded: weekends.")
 
 
-def task_charts(panels: dict[str, pd.DataFrame]) -> None:
+def task_charts(panels: dict[str, pd.DataFrame], today: dt.date) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Task throughput")
-        throughput = panels["task_throughput"]
-        st.bar_chart(
-            # Days as text, in data order: grouped bars need a discrete axis (on a time axis
-            # they overlap).
-            throughput.assign(day=throughput["activity_date"].dt.strftime("%b %d")).rename(
-                columns={"tasks_created_count": "Created", "tasks_closed_count": "Closed"}
-            ),
-            x="day",
-            y=["Created", "Closed"],
-            x_label="Day",
-            y_label="Tasks",
-            stack=False,
-            sort=False,
-        )
+        if panels["task_throughput"].empty:
+            st.info("No day of this range is in the warehouse.")
+        else:
+            st.altair_chart(throughput_chart(panels["task_throughput"], today), width="stretch")
     with right:
         st.subheader("Median cycle time by project")
         if horizontal_bars(
@@ -241,6 +417,26 @@ def hours_and_event_charts(panels: dict[str, pd.DataFrame]) -> None:
         )
 
 
+def daily_metrics_columns(filters: queries.Filters) -> list[str]:
+    """The table's columns: the company only while every company is shown (the project name
+    says it otherwise), never the project id."""
+    columns = list(DAILY_METRICS_COLUMNS)
+    if filters.company_id is not ALL:
+        columns.remove("company_id")
+    return columns
+
+
+def daily_metrics_table(frame: pd.DataFrame, filters: queries.Filters) -> None:
+    st.subheader("Daily metrics")
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_order=daily_metrics_columns(filters),
+        column_config=DAILY_METRICS_COLUMNS,
+    )
+
+
 def main() -> None:
     st.title("OrangeScrum activity")
     try:
@@ -265,32 +461,11 @@ def main() -> None:
         f"(built {built}) · marts: {queries.MARTS_SCHEMA}"
     )
     kpi_row(panels["kpis"])
-    activity_charts(panels)
-    task_charts(panels)
+    today = today_utc()
+    activity_charts(panels, today)
+    task_charts(panels, today)
     hours_and_event_charts(panels)
-    st.subheader("Daily metrics")
-    st.dataframe(
-        panels["daily_metrics"],
-        hide_index=True,
-        column_config={
-            "activity_date": st.column_config.DateColumn("Day", format="YYYY-MM-DD"),
-            "company_id": "Company",
-            "project_id": "Project id",
-            "project_name": "Project",
-            "event_count": "Events",
-            "active_user_count": "Active users",
-            "tasks_created_count": "Tasks created",
-            "tasks_closed_count": "Tasks closed",
-            "comment_count": "Comments",
-            "billable_hours_logged": st.column_config.NumberColumn("Billable hours", format="%.2f"),
-            "non_billable_hours_logged": st.column_config.NumberColumn(
-                "Non-billable hours", format="%.2f"
-            ),
-            "median_task_cycle_time_hours": st.column_config.NumberColumn(
-                "Median cycle time (h)", format="%.1f"
-            ),
-        },
-    )
+    daily_metrics_table(panels["daily_metrics"], filters)
 
 
 def navigation() -> None:
