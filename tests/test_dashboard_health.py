@@ -3,19 +3,25 @@ then the Streamlit page itself."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from orangescrum.cli.dashboard import APP_PATH
+from orangescrum.core.monitoring import METRICS_SCHEMA
 from orangescrum.core.settings import Settings
 from orangescrum.dashboard import health_page, health_queries
 from tests.test_health import (
     DBT_FAILURES,
     LANDING_ID,
+    METRICS,
     NOW,
     KnownRun,
     at,
@@ -129,6 +135,98 @@ def test_age_text(seconds: float | None, text: str) -> None:
     assert health_page.age_text(seconds) == text
 
 
+# --- the charts (Vega-Lite specs, no browser) ---------------------------------------------------
+COUNT_AXIS = {"format": "d", "tickMinStep": 1}
+POINTED_LINE = {"type": "line", "point": True}
+# Batch times in UTC whatever the browser's zone, padded so the end points show whole.
+UTC_SCALE = {"type": "utc", "padding": health_page.BATCH_TIME_PADDING_PX}
+
+
+def chart_rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows a chart spec draws (Altair keeps a DataFrame as a named dataset)."""
+    return spec["datasets"][spec["data"]["name"]]
+
+
+def test_lag_chart_draws_the_known_lags_as_points(known: KnownRun) -> None:
+    batches = health_queries.batch_history(*known.settings.lake.open())
+    spec = health_page.lag_chart(batches).to_dict()
+    # Points: two known lags with an unknown one between them still show.
+    assert spec["mark"] == POINTED_LINE
+    # Batch 1's lag is unknown: it is left out, so the line joins batches 0 and 2.
+    assert [(row["batch_id"], row["lag_total"]) for row in chart_rows(spec)] == [(0, 7), (2, 0)]
+    assert [row["finished"] for row in chart_rows(spec)] == [
+        "2024-03-05 10:00:04 UTC",
+        "2024-03-06 09:00:07 UTC",
+    ]
+    x, y = spec["encoding"]["x"], spec["encoding"]["y"]
+    assert (x["field"], x["type"], x["scale"]) == ("finished_at", "temporal", UTC_SCALE)
+    assert x["axis"]["format"] == "%b %d %H:%M"  # day and time, never a bare "12 PM"
+    assert (y["field"], y["axis"]) == ("lag_total", COUNT_AXIS)
+    assert health_page.unknown_lag_note(batches) == (
+        "Lag unknown for 1 micro-batch(es) (the broker could not be asked): "
+        "the line joins the batches around them."
+    )
+    assert health_page.unknown_lag_note(batches.dropna(subset=["lag_total"])) is None
+
+
+def test_rows_and_duration_charts(known: KnownRun) -> None:
+    batches = health_queries.batch_history(*known.settings.lake.open())
+    rows = health_page.rows_chart(batches).to_dict()
+    assert rows["mark"] == POINTED_LINE
+    assert rows["encoding"]["y"]["axis"] == COUNT_AXIS
+    assert rows["encoding"]["color"]["scale"]["domain"] == ["Read", "Landed", "Dead-lettered"]
+    assert [(row["series"], row["batch_id"], row["rows"]) for row in chart_rows(rows)] == [
+        ("Read", 0, 6),
+        ("Read", 1, 1),
+        ("Read", 2, 2),
+        ("Landed", 0, 3),
+        ("Landed", 1, 1),
+        ("Landed", 2, 1),
+        ("Dead-lettered", 0, 3),
+        ("Dead-lettered", 1, 0),
+        ("Dead-lettered", 2, 1),
+    ]
+    duration = health_page.duration_chart(batches).to_dict()
+    assert duration["mark"] == POINTED_LINE
+    assert [row["duration_seconds"] for row in chart_rows(duration)] == [4.5, 1.25, 2.0]
+    # Seconds are fractional: no integer format on this axis.
+    assert "axis" not in duration["encoding"]["y"]
+    for spec in (rows, duration):
+        assert spec["encoding"]["x"]["scale"] == UTC_SCALE
+        assert spec["encoding"]["x"]["axis"]["format"] == "%b %d %H:%M"
+
+
+def test_dead_letters_chart_has_one_band_per_day(known: KnownRun) -> None:
+    by_day = health_queries.dead_letters_by_day(*known.settings.lake.open())
+    spec = health_page.dead_letters_chart(by_day).to_dict()
+    assert spec["mark"] == {"type": "bar"}
+    x = spec["encoding"]["x"]
+    # Ordinal day labels, oldest first: one band (and one label) per day, bars centred on it.
+    assert (x["field"], x["type"]) == ("day", "ordinal")
+    assert "timeUnit" not in x
+    assert x["sort"] == ["Mar 05", "Mar 06"]
+    assert [
+        (row["day"], row["event_date"], row["reason"], row["dead_letters"])
+        for row in chart_rows(spec)
+    ] == [
+        ("Mar 05", "2024-03-05", "event_too_old", 1),
+        ("Mar 05", "2024-03-05", "undecodable", 2),
+        ("Mar 06", "2024-03-06", "undecodable", 1),
+    ]
+    assert spec["encoding"]["y"]["axis"] == COUNT_AXIS
+
+
+def test_day_labels_carry_the_year_only_across_years() -> None:
+    assert health_page.day_labels([date(2024, 3, 5), date(2024, 3, 6)]) == {
+        date(2024, 3, 5): "Mar 05",
+        date(2024, 3, 6): "Mar 06",
+    }
+    assert health_page.day_labels([date(2023, 12, 31), date(2024, 1, 1)]) == {
+        date(2023, 12, 31): "Dec 31, 2023",
+        date(2024, 1, 1): "Jan 01, 2024",
+    }
+
+
 # --- the page -----------------------------------------------------------------------------------
 def open_health_page(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("ORANGESCRUM_DATA_DIR", str(settings.data_dir))
@@ -147,8 +245,18 @@ def test_page_shows_the_known_run(known: KnownRun, monkeypatch: pytest.MonkeyPat
     assert metrics["Dead letters"] == "4"
     assert metrics["Last dbt run"] == "3 failed"
     assert metrics["Newest ingestion"] != "no data"
-    # lag over time, rows per batch, durations, dead letters by reason and day
-    assert len(page.get("vega_lite_chart")) == 4
+    # lag over time, rows per batch, durations, dead letters by reason and day: the page
+    # shows the charts built above
+    specs = [json.loads(chart.proto.spec) for chart in page.get("vega_lite_chart")]
+    assert [spec["mark"] for spec in specs] == [POINTED_LINE] * 3 + [{"type": "bar"}]
+    assert [spec["encoding"]["y"]["field"] for spec in specs] == [
+        "lag_total",
+        "rows",
+        "duration_seconds",
+        "dead_letters",
+    ]
+    # batch 1's lag is unknown: the page says why the line skips it
+    assert "Lag unknown for 1 micro-batch(es)" in page.caption[1].value
     # dead letters by reason, source freshness, dbt failures
     assert len(page.dataframe) == 3
     assert page.dataframe[0].value["dead_letters"].tolist() == [3, 1]
@@ -178,3 +286,27 @@ def test_page_before_anything_ran(
     ]
     assert not page.get("vega_lite_chart")
     assert len(page.dataframe) == 1  # freshness: the lake empty, the warehouse missing
+
+
+def test_page_when_no_batch_has_a_lag(known: KnownRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every batch ran while the broker could not be asked: no lag chart, a sentence instead.
+    for row in METRICS:
+        path = Path(known.settings.lake.metrics) / (
+            f"metrics-{LANDING_ID}-b{row['batch_id']:010d}.parquet"
+        )
+        assert path.is_file()
+        pq.write_table(
+            pa.Table.from_pylist([row | {"lag_total": None}], schema=METRICS_SCHEMA), path
+        )
+    page = open_health_page(known.settings, monkeypatch)
+    assert not page.exception
+    assert {metric.label: metric.value for metric in page.metric}["Consumer lag"] == "n/a"
+    assert [info.value for info in page.info] == [
+        "No lag recorded yet: the broker could not be asked after any micro-batch."
+    ]
+    specs = [json.loads(chart.proto.spec) for chart in page.get("vega_lite_chart")]
+    assert [spec["encoding"]["y"]["field"] for spec in specs] == [
+        "rows",
+        "duration_seconds",
+        "dead_letters",
+    ]
