@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -26,13 +27,52 @@ def test_the_production_like_services_are_all_there() -> None:
     }
 
 
+PUBLISH_HOST = "${ORANGESCRUM_PUBLISH_HOST:-127.0.0.1}"
+
+
+def published_ports() -> list[tuple[str, str, str]]:
+    """(service, host address, host port) of every published port."""
+    published = []
+    for name, service in COMPOSE["services"].items():
+        for port in service.get("ports", []):
+            address, host_port, _container_port = str(port).rsplit(":", 2)
+            published.append((name, address, host_port))
+    return published
+
+
 def test_published_host_ports_do_not_collide() -> None:
-    host_ports = [
-        str(port).split(":")[0]
-        for service in COMPOSE["services"].values()
-        for port in service.get("ports", [])
-    ]
+    host_ports = [host_port for _, _, host_port in published_ports()]
     assert len(host_ports) == len(set(host_ports))
+
+
+def test_every_published_port_binds_loopback_unless_overridden() -> None:
+    assert published_ports()
+    assert {address for _, address, _ in published_ports()} == {PUBLISH_HOST}
+
+
+def test_every_service_has_a_healthcheck() -> None:
+    missing = [
+        name for name, service in COMPOSE["services"].items() if "healthcheck" not in service
+    ]
+    assert missing == []
+
+
+def test_every_image_is_a_fixed_version() -> None:
+    for name, service in COMPOSE["services"].items():
+        _, _, tag = service["image"].rpartition(":")
+        # a full version (4.4.0, 16.4, v0.7.2, spark-4.2.0), never latest or a bare major
+        assert re.search(r"\d+\.\d+", tag), f"{name}: {service['image']}"
+
+
+def test_no_password_or_token_is_written_in_the_file() -> None:
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    for name, service in COMPOSE["services"].items():
+        for variable, value in (service.get("environment") or {}).items():
+            if re.search(r"PASSWORD|TOKEN|SECRET", variable):
+                assert str(value).startswith("${") and ":?" in str(value), f"{name}: {variable}"
+    # credentials inside URLs come from .env too
+    for user_info in re.findall(r"://([^/@\s]+)@", text):
+        assert ":${" in user_info, user_info
 
 
 def test_every_orangescrum_variable_is_a_real_setting() -> None:

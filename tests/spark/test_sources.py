@@ -41,7 +41,7 @@ def test_source_options_for_a_sasl_ssl_cluster(settings: Settings) -> None:
     assert options["kafka.sasl.mechanism"] == "SCRAM-SHA-512"
     assert options["kafka.sasl.jaas.config"] == (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
-        'username="svc" password="s3cret";'
+        'username="svc" password="s3cret";'  # pragma: allowlist secret
     )
     assert (options["kafka.ssl.truststore.type"], options["kafka.ssl.truststore.location"]) == (
         "PEM",
