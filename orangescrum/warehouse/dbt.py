@@ -20,6 +20,9 @@ from orangescrum.core.settings import Settings, WarehouseTarget
 
 log = logging.getLogger(__name__)
 
+# How DuckDB says another process holds the database file.
+LOCK_CONFLICT = "Could not set lock on file"
+
 
 @contextmanager
 def _patched_environ(values: dict[str, str]) -> Iterator[None]:
@@ -75,13 +78,25 @@ def run_dbt(
     if isinstance(result.exception, KeyboardInterrupt):
         # Ctrl-C or SIGTERM (e.g. stopping `dbt docs serve`): a stop, not a failed build.
         raise KeyboardInterrupt
-    if check and not result.success:
-        detail = result.exception or _failed_nodes(result)
-        raise OrangeScrumError(
-            f"`dbt {' '.join(args)}` failed: {detail}. See the dbt output above "
-            f"(and dbt.log under the target folder) for the failing model or test."
-        )
+    if check:
+        raise_for_failure(settings, args, result)
     return result
+
+
+def raise_for_failure(settings: Settings, args: Sequence[str], result: dbtRunnerResult) -> None:
+    """The one-sentence error of a dbt invocation that did not succeed (nothing if it did)."""
+    if result.success:
+        return
+    if settings.dbt_target is WarehouseTarget.DEV:
+        held = _lock_conflict(result)
+        if held is not None:
+            # Another writer took the file after the check above (both started together).
+            raise _warehouse_held(settings.duckdb_file, held)
+    detail = result.exception or _failed_nodes(result)
+    raise OrangeScrumError(
+        f"`dbt {' '.join(args)}` failed: {detail}. See the dbt output above "
+        f"(and dbt.log under the target folder) for the failing model or test."
+    )
 
 
 def require_warehouse_unlocked(path: Path) -> None:
@@ -93,12 +108,30 @@ def require_warehouse_unlocked(path: Path) -> None:
     try:
         duckdb.connect(str(path)).close()
     except duckdb.IOException as error:
-        holder = re.search(r"held in (.+?) \(PID (\d+)\)", str(error))
-        who = f"{holder.group(1)} (PID {holder.group(2)})" if holder else "another process"
-        raise OrangeScrumError(
-            f"The warehouse {path} is open in {who}: DuckDB allows one writer, so stop that "
-            "process (or wait for it), then run this again."
-        ) from None
+        raise _warehouse_held(path, str(error)) from None
+
+
+def _warehouse_held(path: Path, duckdb_error: str) -> OrangeScrumError:
+    holder = re.search(r"held in (.+?) \(PID (\d+)\)", duckdb_error)
+    who = f"{holder.group(1)} (PID {holder.group(2)})" if holder else "another process"
+    return OrangeScrumError(
+        f"The warehouse {path} is open in {who}: DuckDB allows one writer, so stop that "
+        "process (or wait for it), then run this again."
+    )
+
+
+def _lock_conflict(result: dbtRunnerResult) -> str | None:
+    """DuckDB's lock error, when the run failed because another process holds the file."""
+    return next((m for m in error_messages(result) if LOCK_CONFLICT in m), None)
+
+
+def error_messages(result: dbtRunnerResult) -> list[str]:
+    """The invocation's exception and the messages of nodes that errored (not failed tests)."""
+    messages = [str(result.exception)] if result.exception is not None else []
+    for node in getattr(result.result, "results", None) or []:
+        if str(node.status).lower() in {"error", "runtimeerror"} and node.message:
+            messages.append(str(node.message))
+    return messages
 
 
 def _release_duckdb() -> None:

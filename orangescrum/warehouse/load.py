@@ -5,16 +5,20 @@ Shared by the CLI, the demo and the Airflow DAGs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from dbt.cli.main import dbtRunnerResult
 
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.lake import list_files
-from orangescrum.core.settings import Settings
-from orangescrum.warehouse.dbt import run_dbt, status_counts
+from orangescrum.core.settings import Settings, WarehouseTarget
+from orangescrum.warehouse.dbt import error_messages, raise_for_failure, run_dbt, status_counts
 
 
 def load_raw_events(
@@ -27,17 +31,13 @@ def load_raw_events(
     """
     require_lake_folder(settings)
     read_processed = processed_zone_has_files(settings)
-    run_dbt(
-        settings,
-        [
-            "run-operation",
-            "create_raw_events",
-            "--args",
-            f"{{read_processed: {str(read_processed).lower()}}}",
-        ],
-        target_path=target_path,
-        quiet=quiet,
-    )
+    args = [
+        "run-operation",
+        "create_raw_events",
+        "--args",
+        f"{{read_processed: {str(read_processed).lower()}}}",
+    ]
+    run_dbt_over_lake(settings, args, target_path, quiet)
 
 
 def require_lake_folder(settings: Settings) -> None:
@@ -59,7 +59,86 @@ def build_marts(
     settings: Settings, target_path: Path | None = None, *, quiet: bool = False
 ) -> dict[str, int]:
     """`dbt build` (models, data tests, unit tests); returns node counts by status."""
-    return status_counts(run_dbt(settings, ["build"], target_path=target_path, quiet=quiet))
+    return status_counts(run_dbt_over_lake(settings, ["build"], target_path, quiet))
+
+
+def run_dbt_over_lake(
+    settings: Settings, args: list[str], target_path: Path | None, quiet: bool
+) -> dbtRunnerResult:
+    """run_dbt, and when DuckDB could not read the lake, one sentence naming the file.
+
+    DuckDB reads every Parquet file the raw relations glob: one torn or foreign file fails
+    the whole load or build (never a silently smaller count), but its message does not
+    always name the file, and dbt buries it among the failing nodes.
+    """
+    result = run_dbt(settings, args, target_path=target_path, quiet=quiet, check=False)
+    if not result.success and settings.dbt_target is WarehouseTarget.DEV:
+        messages = error_messages(result)
+        if messages:
+            unreadable = unreadable_lake_files(settings, messages)
+            if unreadable:
+                raise OrangeScrumError(unreadable_files_sentence(unreadable))
+    raise_for_failure(settings, args, result)
+    return result
+
+
+# How DuckDB names the file it could not read: `file '/lake/x.parquet'`, `File '...'`.
+_NAMED_FILE = re.compile(r"[Ff]ile ['\"]([^'\"]+\.parquet)['\"]")
+
+
+def unreadable_lake_files(settings: Settings, messages: list[str]) -> dict[str, str]:
+    """Lake files the warehouse reads that are not readable Parquet: path -> why.
+
+    The files DuckDB's errors name, else every file of the zones it reads, footer by footer
+    (only on a failed run, so a healthy load pays nothing).
+    """
+    named = {
+        match.group(1): _reason(line, match.group(0))
+        for message in messages
+        for line in message.splitlines()
+        for match in _NAMED_FILE.finditer(line)
+    }
+    if named:
+        return named
+    filesystem, lake = settings.lake.open()
+    unreadable: dict[str, str] = {}
+    for zone in (lake.raw_events, lake.processed_events, lake.dead_letters, lake.metrics):
+        for path in list_files(filesystem, zone):
+            try:
+                with filesystem.open_input_file(path) as source:
+                    pq.read_metadata(source)
+            except (pa.ArrowException, OSError) as error:
+                unreadable[lake.uri(path)] = _first_line(str(error))
+    return unreadable
+
+
+def unreadable_files_sentence(unreadable: dict[str, str]) -> str:
+    shown = list(unreadable.items())[:5]
+    if len(unreadable) == 1:
+        ((path, why),) = shown
+        return (
+            f"The lake file {path} cannot be read as Parquet ({why}), so the warehouse will "
+            "not count without it: move it out of the lake (its rows stay missing until a "
+            "good copy is put back), then run this again."
+        )
+    more = f" and {len(unreadable) - len(shown)} more" if len(unreadable) > len(shown) else ""
+    files = "; ".join(f"{path} ({why})" for path, why in shown)
+    return (
+        f"The lake files {files}{more} cannot be read as Parquet, so the warehouse will not "
+        "count without them: move them out of the lake (their rows stay missing until good "
+        "copies are put back), then run this again."
+    )
+
+
+def _reason(line: str, quoted_file: str) -> str:
+    """DuckDB's error line without its error class and the path the sentence names anyway."""
+    reason = re.sub(r"^[\w ]*Error: ", "", line.strip()).replace(quoted_file, "file")
+    return reason.replace("file file", "file").strip(" .")
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return (lines[0] if lines else "unknown error").strip(" .")
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,9 @@ from ingestion.faults import BAD_KINDS, EXPECTED_REASON, make_bad_messages
 from ingestion.feed import event_serializer
 from ingestion.producer import EventProducer
 from orangescrum import REPO_ROOT
-from orangescrum.core.broker import LocalKafka
-from orangescrum.core.errors import OrangeScrumError
-from orangescrum.core.topics import create_topics, delete_topics
+from orangescrum.core.topics import create_topics
 from spark.stream import (
     BatchLander,
-    checkpoint_lock,
     landing_config,
     run_stream,
 )
@@ -137,69 +134,6 @@ def test_bad_messages_are_dead_lettered_and_counted(spark, kafka_settings) -> No
         dlq_reasons[reason] = dlq_reasons.get(reason, 0) + 1
     consumer.close()
     assert dlq_reasons == expected
-
-
-@pytest.mark.parametrize("new_records", [40, 100, 250])  # fewer, as many, more than before
-def test_a_recreated_topic_is_refused_whatever_its_offsets(
-    spark, kafka_settings, new_records: int
-) -> None:
-    create_topics(kafka_settings)
-    first_ids = produce_events(kafka_settings, 100)
-    assert run_stream(spark, kafka_settings, available_now=True).rows_landed == 100
-
-    delete_topics(kafka_settings, [kafka_settings.topic_events])
-    create_topics(kafka_settings)
-    produce_events(kafka_settings, new_records, first=1_000)
-    with pytest.raises(OrangeScrumError, match=r"was recreated.*move that checkpoint folder"):
-        run_stream(spark, kafka_settings, available_now=True)
-    assert sorted(lake_ids(kafka_settings)) == sorted(first_ids)  # nothing skipped or added
-
-
-def test_an_unwritable_lake_stops_the_stream_naming_the_path(spark, kafka_settings) -> None:
-    blocker = kafka_settings.data_dir / "not-a-folder"
-    blocker.parent.mkdir(parents=True, exist_ok=True)
-    blocker.write_text("a file where the lake should be\n")
-    settings = kafka_settings.model_copy(update={"lake_uri": str(blocker / "lake")})
-    create_topics(settings)
-    ids = produce_events(settings, 300)
-
-    with pytest.raises(OrangeScrumError, match=f"cannot write the lake at {blocker}") as failure:
-        run_stream(spark, settings, available_now=True)
-    assert "Traceback" not in str(failure.value)
-    assert f"(details: {settings.log_file})" in str(failure.value)
-    commits = Path(settings.checkpoint_root) / "events-raw-to-lake" / "commits"
-    assert not list(commits.glob("[0-9]*")), "offsets advanced past a batch that did not land"
-
-    blocker.unlink()  # the path is fixed: the rerun lands every event once
-    assert run_stream(spark, settings, available_now=True).rows_landed == 300
-    assert sorted(lake_ids(settings)) == sorted(ids)
-
-
-def test_a_second_stream_on_one_checkpoint_is_refused(spark, kafka_settings) -> None:
-    create_topics(kafka_settings)
-    produce_events(kafka_settings, 10)
-    held = checkpoint_lock(kafka_settings.lake.stream_checkpoint)  # as another process would
-    refused = pytest.raises(OrangeScrumError, match=r"Another stream .* on the checkpoint")
-    with held, refused:
-        run_stream(spark, kafka_settings, available_now=True)
-    assert run_stream(spark, kafka_settings, available_now=True).rows_landed == 10
-
-
-def test_a_broker_that_stays_away_ends_the_stream_with_one_sentence(
-    spark, settings, broker, tmp_path
-) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir).start()
-    settings = settings.model_copy(
-        update={"kafka_bootstrap_servers": kafka.bootstrap, "kafka_outage_tolerance_seconds": 3}
-    )
-    try:
-        create_topics(settings)
-        produce_events(settings, 20)
-        assert run_stream(spark, settings, available_now=True).rows_landed == 20
-    finally:
-        kafka.stop()
-    with pytest.raises(OrangeScrumError, match=f"Kafka at {kafka.bootstrap} did not answer"):
-        run_stream(spark, settings, available_now=True)
 
 
 def test_sigterm_stops_a_continuous_stream_with_one_word(kafka_settings, tmp_path) -> None:

@@ -1,0 +1,94 @@
+"""A three-broker cluster loses a broker mid-stream: every acknowledged event lands once.
+
+Replication factor 3, min.insync.replicas=2, producers with acks=all (the application's
+settings): with one broker SIGKILLed, the partitions it led move to the others, producers and
+the stream follow them, and nothing Kafka acknowledged is lost or landed twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from ingestion.producer import producer_config
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.settings import Settings
+from orangescrum.core.topics import create_topics
+from tests.reliability.conftest import RunningStream
+from tests.reliability.streaming import (
+    LiveProducer,
+    Outgoing,
+    assert_exactly_once,
+    good_messages,
+    lake_rows,
+    serializer_for,
+)
+
+pytestmark = pytest.mark.slow
+
+EVENTS_PER_TICK = 100
+TICKS_AFTER_KILL = 8
+
+
+def test_a_broker_killed_mid_stream_loses_no_acknowledged_event(
+    tmp_path: Path,
+    settings: Settings,
+    broker: LocalKafka,
+    live_stream: Callable[[Settings], RunningStream],
+) -> None:
+    with LocalKafka(tmp_path / "kafka", broker.jar_cache_dir, brokers=3) as cluster:
+        settings = settings.model_copy(
+            update={"kafka_bootstrap_servers": cluster.bootstrap, "topic_replication_factor": 3}
+        )
+        create_topics(settings)
+        admin = AdminClient(settings.kafka_client_config())
+        resource = ConfigResource(ConfigResource.Type.TOPIC, settings.topic_events)
+        topic_config = admin.describe_configs([resource])[resource].result()
+        assert topic_config["min.insync.replicas"].value == "2"
+        assert producer_config(settings)["acks"] == "all"
+        topic = admin.list_topics(settings.topic_events, timeout=10).topics[settings.topic_events]
+        assert sorted(len(p.replicas) for p in topic.partitions.values()) == [3, 3, 3]
+        # The leader of partition 0: its clients must move to another broker.
+        victim = topic.partitions[0].leader
+
+        serializer = serializer_for(settings)
+
+        def tick(number: int) -> list[Outgoing]:
+            return good_messages(serializer, number * EVENTS_PER_TICK, EVENTS_PER_TICK)
+
+        producer = LiveProducer(settings, tick, ticks_per_run=1)
+        producer.start()
+        producer.wait()
+        stream = live_stream(settings)
+        stream.wait_for_batch()
+        producer.ticks_per_run = None
+        producer.start()
+        try:
+            time.sleep(2)
+            cluster.kill(victim)
+            ticks_at_kill = producer.ticks
+            stream.wait_until(
+                lambda: producer.ticks >= ticks_at_kill + TICKS_AFTER_KILL, "the producer stalled"
+            )
+        finally:
+            producer.stop()  # flushed: every message acknowledged or failed
+        assert producer.failed == []
+        first_after_kill = ticks_at_kill * EVENTS_PER_TICK
+        after_kill = [i for i in producer.ids if int(i[:8]) >= first_after_kill]
+        assert len(after_kill) == (producer.ticks - ticks_at_kill) * EVENTS_PER_TICK
+        assert len(after_kill) >= TICKS_AFTER_KILL * EVENTS_PER_TICK
+        stream.wait_until(
+            lambda: set(producer.ids) <= {row[0] for row in lake_rows(settings)},
+            "not every acknowledged event landed",
+        )
+        assert stream.alive
+        stream.stop()
+        assert cluster.exited() == [(victim, -9)]
+        moved = admin.list_topics(settings.topic_events, timeout=10).topics[settings.topic_events]
+        assert moved.partitions[0].leader != victim
+
+    assert_exactly_once([row[0] for row in lake_rows(settings)], producer.ids, producer.sent_ids)

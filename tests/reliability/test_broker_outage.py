@@ -1,0 +1,91 @@
+"""The broker stops and starts again while the stream runs: nothing lost, nothing twice.
+
+A broker of the test's own (the shared one must not go down under other tests) serves a live
+producer and a continuous stream. The broker is stopped mid-stream for a few seconds, then
+started again from its log dirs on the same ports. The producer keeps producing through the
+outage (librdkafka buffers and retries), the stream keeps running (Spark's Kafka source
+retries within ORANGESCRUM_KAFKA_OUTAGE_TOLERANCE_SECONDS), and at the end every event the
+producer saw acknowledged is in the lake exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orangescrum.core.broker import LocalKafka
+from orangescrum.core.settings import Settings
+from orangescrum.core.topics import create_topics
+from tests.reliability.conftest import RunningStream
+from tests.reliability.streaming import (
+    LiveProducer,
+    Outgoing,
+    assert_exactly_once,
+    good_messages,
+    lake_rows,
+    serializer_for,
+)
+
+pytestmark = pytest.mark.slow
+
+OUTAGE_SECONDS = 8
+EVENTS_PER_TICK = 100
+
+
+def test_stream_and_producer_ride_out_a_broker_restart(
+    tmp_path: Path,
+    settings: Settings,
+    broker: LocalKafka,
+    live_stream: Callable[[Settings], RunningStream],
+) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir).start()
+    try:
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": kafka.bootstrap,
+                "topic_events": "events-outage",
+                "topic_dead_letter": "dlq-outage",
+            }
+        )
+        create_topics(settings)
+        serializer = serializer_for(settings)
+
+        def tick(number: int) -> list[Outgoing]:
+            return good_messages(serializer, number * EVENTS_PER_TICK, EVENTS_PER_TICK)
+
+        producer = LiveProducer(settings, tick, ticks_per_run=1)
+        producer.start()  # tick 0 before the stream starts, so a first batch runs
+        producer.wait()
+        producer.ticks_per_run = None
+        stream = live_stream(settings)
+        stream.wait_for_batch()  # up and through a first batch
+        producer.start()  # live traffic, the outage in the middle of it
+        try:
+            time.sleep(2)
+            kafka.stop()
+            ticks_at_stop = producer.ticks
+            time.sleep(OUTAGE_SECONDS)
+            assert stream.alive, "the stream died with the broker"
+            restarted = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir).start()
+            assert restarted.bootstrap == kafka.bootstrap  # same ports: clients reconnect
+            kafka = restarted
+            ticks_in_outage = producer.ticks - ticks_at_stop
+            time.sleep(2)
+        finally:
+            producer.stop()  # flushed: every message acknowledged or failed
+        stream.wait_until(
+            lambda: set(producer.ids) <= {row[0] for row in lake_rows(settings)},
+            "not every acknowledged event landed",
+        )
+        assert stream.alive
+        stream.stop()
+    finally:
+        kafka.stop()
+
+    # The outage outlasted no delivery timeout: librdkafka delivered everything it buffered.
+    assert producer.failed == []
+    assert ticks_in_outage >= OUTAGE_SECONDS  # production went on through the outage
+    assert_exactly_once([row[0] for row in lake_rows(settings)], producer.ids, producer.sent_ids)
