@@ -44,7 +44,9 @@ SELECT_ENV = "ORANGESCRUM_DBT_SELECT"
 ALERT_EMAIL_ENV = "ORANGESCRUM_ALERT_EMAIL"
 DAGS_FOLDER = REPO_ROOT / "dags"
 
-OWNER = "data-platform"
+# The team that answers for every task; the same name owns every dbt model (dbt group and
+# meta.owner, which Cosmos turns into the owner of the tasks it renders).
+OWNER = "analytics_engineering"
 # DuckDB takes one writer at a time: every task that opens the warehouse file runs in this
 # one-slot pool (created by `orangescrum airflow standalone`, or `airflow pools set`).
 DUCKDB_POOL = "orangescrum_duckdb"

@@ -150,10 +150,12 @@ def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> No
         "dim_projects",
         "dim_tasks",
         "dim_companies",
-        "dim_dates",
         "fact_activities",
         "fact_time_entries",
         "agg_daily_metrics",
+        "dim_users_history",
+        "dim_projects_history",
+        "dim_tasks_history",
     }
     first = dag.get_task("rebuild_marts.stg_orangescrum__events.run")
     assert first.upstream_task_ids == {"compact_yesterday"}

@@ -27,6 +27,9 @@ MARTS = (
     "fact_activities",
     "fact_time_entries",
     "agg_daily_metrics",
+    "dim_users_history",
+    "dim_projects_history",
+    "dim_tasks_history",
 )
 # Incremental marts carry loaded_at, the time of the dbt run that wrote each row: equal
 # tables are compared without it.

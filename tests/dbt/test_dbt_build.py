@@ -23,7 +23,7 @@ def test_build_runs_every_model_test_and_unit_test(
     _, result = first_build
     by_type = Counter(r.node.resource_type for r in result.result.results)
     statuses = Counter(str(r.status) for r in result.result.results)
-    assert by_type["model"] == 19  # 3 staging, 8 intermediate, 8 marts
+    assert by_type["model"] == 22  # 3 staging, 8 intermediate, 11 marts
     assert by_type["unit_test"] >= 9
     assert by_type["test"] >= 80
     assert set(statuses) == {"success", "pass", "no-op"}  # no-op: the exposures
@@ -138,13 +138,20 @@ def test_dim_companies_count_users_and_projects(built_warehouse: Warehouse) -> N
     ]
 
 
-def test_dim_dates_spans_the_activity_dates(built_warehouse: Warehouse) -> None:
-    days = built_warehouse.query(
-        "select date_day, iso_week_number, iso_day_of_week_number, is_weekend "
-        "from orangescrum_dw_marts.dim_dates order by date_day"
+def test_dim_dates_is_a_fixed_calendar_around_the_activity(built_warehouse: Warehouse) -> None:
+    [(first, last, days)] = built_warehouse.query(
+        "select min(date_day), max(date_day), count(*) from orangescrum_dw_marts.dim_dates"
     )
-    # Monday 4 to Friday 8 March 2024, ISO week 10
-    assert days == [(date(2024, 3, day), 10, day - 3, False) for day in range(4, 9)]
+    # calendar_start_date to run_date (2024-03-08) + 5 years, every day once
+    assert (first, last) == (date(2015, 1, 1), date(2029, 3, 8))
+    assert days == (last - first).days + 1
+    week = built_warehouse.query(
+        "select date_day, iso_week_number, iso_day_of_week_number, is_weekend "
+        "from orangescrum_dw_marts.dim_dates "
+        "where date_day between '2024-03-04' and '2024-03-10' order by date_day"
+    )
+    # Monday 4 to Sunday 10 March 2024, ISO week 10
+    assert week == [(date(2024, 3, day), 10, day - 3, day >= 9) for day in range(4, 11)]
 
 
 AGG_COLUMNS = (

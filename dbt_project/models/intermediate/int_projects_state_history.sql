@@ -1,6 +1,7 @@
 {#-
-    Incremental runs (DuckDB) read the window's events only and continue each project's
-    history from its version open at the window start (macros/state_history.sql).
+    The SCD 2 mechanics (versions, valid_from / valid_to, incremental continuation from the
+    version open at the window start) are macros/state_history.sql; this model says which
+    events are snapshots of a project and which attributes make a version.
 -#}
 {%- set project_state_columns = [
     'company_id',
@@ -14,15 +15,7 @@
     'project_estimated_hours',
 ] -%}
 
-{{
-    config(
-        materialized=orangescrum.per_entity_materialization(),
-        unique_key='project_id',
-        incremental_strategy='delete+insert',
-        incremental_predicates=[orangescrum.version_reaches_lookback_window()],
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ config(**orangescrum.state_history_config('project_id')) }}
 
 with
 
@@ -43,10 +36,7 @@ new_snapshots as (
         project_id,
         event_type,
         event_timestamp,
-        {% for column in project_state_columns -%}
-            {{ column }},
-        {% endfor -%}
-        cast(null as {{ dbt.type_bigint() }}) as continued_version_number
+        {{ project_state_columns | join(',\n        ') }}
     from events
     where
         project_id is not null
@@ -54,83 +44,14 @@ new_snapshots as (
 
 ),
 
-{% if is_incremental() %}
-
-    versions_open_at_window_start as (
-
-        -- The stored version each project with a new snapshot was in when the window
-        -- began: its history continues from there.
-        select
-            event_id,
-            project_id,
-            opened_by_event_type as event_type,
-            valid_from as event_timestamp,
-            {% for column in project_state_columns -%}
-                {{ column }},
-            {% endfor -%}
-            version_number as continued_version_number
-        from {{ this }}
-        where
-            {{ orangescrum.version_open_at_window_start() }}
-            and project_id in (select project_id from new_snapshots)
-
-    ),
-
-{% endif %}
-
-project_snapshots as (
-
-    select * from new_snapshots
-    {% if is_incremental() %}
-        union all
-        select * from versions_open_at_window_start
-    {% endif %}
-
-),
-
-flagged_snapshots as (
-
-    select
-        *,
-        {{ orangescrum.opens_new_version(
-            project_state_columns,
-            partition_by='project_id',
-            order_by='event_timestamp, event_id'
-        ) }} as is_new_version
-    from project_snapshots
-
-),
-
-versions as (
-
-    select
-        event_id,
-        project_id,
-        event_type as opened_by_event_type,
-        {% for column in project_state_columns -%}
-            {{ column }},
-        {% endfor -%}
-        event_timestamp as valid_from,
-        {{ orangescrum.version_number(
-            partition_by='project_id',
-            order_by='event_timestamp, event_id'
-        ) }} as version_number,
-        lead(event_timestamp) over (
-            partition by project_id
-            order by event_timestamp, event_id
-        ) as valid_to
-    from flagged_snapshots
-    where is_new_version
-
-),
+{{ orangescrum.state_history_ctes('project_id', project_state_columns) }},
 
 final as (
 
     select
         *,
-        valid_to is null as is_current_version,
         {{ orangescrum.loaded_at() }} as loaded_at
-    from versions
+    from state_versions
 
 )
 

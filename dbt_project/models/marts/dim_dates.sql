@@ -1,33 +1,18 @@
 {#-
-    The day offsets come from dbt-core's own generate_series (global project, no package):
-    DuckDB's native generate_series, elsewhere dbt's powers-of-two cross join. Not
-    dbt.date_spine: it asks the warehouse for the number of days (get_intervals_between) while
-    compiling, which an offline compile of the BigQuery target (--no-introspect) and the
-    sqlfluff templater cannot do, and it needs constant bounds, not the fact's min / max.
-    10^4 offsets (27 years): more than the lake's history will ever span.
+    A fixed calendar, independent of the facts: [calendar_start_date, calendar_end_date]
+    (vars; the end defaults to run_date + calendar_years_ahead years). The bounds are
+    constants computed here, so the day count is exact (no cap) and is handed to dbt-core's
+    own generate_series (the series dbt.date_spine builds on; date_spine itself asks the
+    warehouse for the count while compiling, which the offline BigQuery compile and the
+    sqlfluff templater cannot do).
 -#}
-{%- set max_days = 10000 -%}
+{%- set bounds = orangescrum.calendar_bounds() -%}
 
 with
 
-activities as (
-
-    select * from {{ ref('fact_activities') }}
-
-),
-
 generated_numbers as (
 
-    {{ dbt.generate_series(max_days) }}
-
-),
-
-bounds as (
-
-    select
-        min(activity_date) as first_date,
-        max(activity_date) as last_date
-    from activities
+    {{ dbt.generate_series(bounds.day_count) }}
 
 ),
 
@@ -43,14 +28,11 @@ date_spine as (
 
     select
         cast(
-            {{ dbt.dateadd('day', 'day_offsets.day_offset', 'bounds.first_date') }}
-            as date
+            {{ dbt.dateadd(
+                'day', 'day_offset', "cast('" ~ bounds.start_date ~ "' as date)"
+            ) }} as date
         ) as date_day
-    from bounds
-    cross join day_offsets
-    where
-        day_offsets.day_offset
-        <= {{ dbt.datediff('bounds.first_date', 'bounds.last_date', 'day') }}
+    from day_offsets
 
 ),
 
