@@ -31,30 +31,51 @@
 
 with
 
+latest_load as (
+
+    -- The lake keeps filling while a build runs (a continuous stream): only events that
+    -- reached the lake a settling margin before the fact's latest load began are compared,
+    -- on both sides; later ones are the next run's to check.
+    select
+        {{ dbt.dateadd(
+            'second',
+            -1 * (var('reconciliation_settle_seconds', 60) | int),
+            'max(loaded_at)'
+        ) }} as ingested_before
+    from {{ ref('fact_activities') }}
+
+),
+
 raw_events_in_scope as (
 
     select
-        event_id,
-        event_timestamp
-    from {{ source('orangescrum', 'raw_events') }}
-    {% if day_range.first is not none %}
-        -- The lake partition column: only the range's files are read.
-        where event_date between cast('{{ day_range.first }}' as date)
+        raw_events.event_id,
+        raw_events.event_timestamp
+    from {{ source('orangescrum', 'raw_events') }} as raw_events
+    cross join latest_load
+    where
+        raw_events.ingested_at < latest_load.ingested_before
+        {% if day_range.first is not none %}
+            -- The lake partition column: only the range's files are read.
+            and raw_events.event_date between cast('{{ day_range.first }}' as date)
             and cast('{{ day_range.last }}' as date)
-    {% endif %}
+        {% endif %}
 
 ),
 
 fact_event_ids_in_scope as (
 
     select
-        event_id,
-        activity_date
-    from {{ ref('fact_activities') }}
-    {% if day_range.first is not none %}
-        where activity_date between cast('{{ day_range.first }}' as date)
+        fact_activities.event_id,
+        fact_activities.activity_date
+    from {{ ref('fact_activities') }} as fact_activities
+    cross join latest_load
+    where
+        fact_activities.ingested_at < latest_load.ingested_before
+        {% if day_range.first is not none %}
+            and fact_activities.activity_date between cast('{{ day_range.first }}' as date)
             and cast('{{ day_range.last }}' as date)
-    {% endif %}
+        {% endif %}
 
 ),
 

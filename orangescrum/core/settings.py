@@ -149,6 +149,16 @@ class Settings(BaseSettings):
         "oauth. oauth-secrets + bigquery_token for emulators.",
     )
     bigquery_token: SecretStr = SecretStr("")
+    bigquery_marts_readers: str = Field(
+        default="",
+        description="Comma-separated IAM principals granted read on every mart (prod target), "
+        "e.g. group:bi-readers@acme.com; empty = no grant.",
+    )
+    bigquery_company_analysts: str = Field(
+        default="",
+        description="Row access on the marts (prod target): "
+        "'company_id=principal[,principal];...'; empty = no row access policy.",
+    )
 
     # --- orchestration -----------------------------------------------------------------------
     dbt_manifest_path: str = Field(
@@ -264,6 +274,8 @@ class Settings(BaseSettings):
             "ORANGESCRUM_GCP_KEYFILE": self.gcp_keyfile,
             "ORANGESCRUM_BIGQUERY_API_ENDPOINT": self.bigquery_api_endpoint,
             "ORANGESCRUM_BIGQUERY_TOKEN": self.bigquery_token.get_secret_value(),
+            "ORANGESCRUM_BIGQUERY_MARTS_READERS": self.bigquery_marts_readers,
+            "ORANGESCRUM_BIGQUERY_COMPANY_ANALYSTS": self.bigquery_company_analysts,
             "ORANGESCRUM_DBT_TARGET": self.dbt_target.value,
             "ORANGESCRUM_DBT_THREADS": str(self.dbt_threads),
             "DBT_PROFILES_DIR": str(self.dbt_profiles_dir),

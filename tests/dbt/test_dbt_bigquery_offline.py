@@ -9,12 +9,14 @@ project's dry-run operations, which use dbt-bigquery's own macros.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.settings import Settings, WarehouseTarget
 from orangescrum.warehouse.dbt import run_dbt
 
@@ -192,3 +194,66 @@ def test_raw_events_view_unions_the_processed_zone_when_it_has_files(
         f"select * from `{PROJECT}`.`orangescrum_dw`.`raw_events__raw` union all "
         f"select * from {processed_zone}"
     )
+
+
+ANALYSTS = "1=group:acme-analysts@acme.com;2=group:globex-analysts@globex.com,user:ann@globex.com"
+READERS = "group:bi-readers@acme.com"
+
+
+def test_marts_grant_select_only_to_configured_readers(prod: tuple[Settings, Path]) -> None:
+    settings, target_path = prod
+
+    def fact_grants(run_as: Settings) -> dict[str, list[str]]:
+        operation_log(
+            run_as, target_path, "print_table_ddl", "--args", "{model_name: fact_activities}"
+        )
+        manifest = json.loads((target_path / "manifest.json").read_text())
+        return manifest["nodes"]["model.orangescrum.fact_activities"]["config"]["grants"]
+
+    # no reader configured: no grant config at all (dbt then never reads or revokes grants)
+    assert fact_grants(settings) == {}
+    readers = settings.model_copy(
+        update={"bigquery_marts_readers": f"{READERS}, user:cfo@acme.com"}
+    )
+    assert fact_grants(readers) == {"select": [READERS, "user:cfo@acme.com"]}
+
+
+def test_row_access_policies_give_each_company_its_rows(prod: tuple[Settings, Path]) -> None:
+    settings, target_path = prod
+    secured = settings.model_copy(
+        update={"bigquery_company_analysts": ANALYSTS, "bigquery_marts_readers": READERS}
+    )
+    args = ("print_row_access_policies", "--args")
+    log = operation_log(secured, target_path, *args, "{model_name: fact_activities}")
+    fact = f"`{PROJECT}`.`orangescrum_dw_marts`.`fact_activities`"
+    assert (
+        f"create or replace row access policy company_1_analysts on {fact} "
+        'grant to ("group:acme-analysts@acme.com") filter using (company_id = 1)'
+    ) in log
+    assert (
+        f"create or replace row access policy company_2_analysts on {fact} "
+        'grant to ("group:globex-analysts@globex.com", "user:ann@globex.com") '
+        "filter using (company_id = 2)"
+    ) in log
+    assert (
+        f"create or replace row access policy all_companies_readers on {fact} "
+        'grant to ("group:bi-readers@acme.com") filter using (true)'
+    ) in log
+    # a mart without company rows gets no policy
+    dates_log = operation_log(secured, target_path, *args, "{model_name: dim_dates}")
+    assert "row access policy" not in dates_log.split("-- row access policies of dim_dates")[1]
+
+
+def test_a_malformed_company_analysts_setting_names_itself(prod: tuple[Settings, Path]) -> None:
+    settings, target_path = prod
+    broken = settings.model_copy(update={"bigquery_company_analysts": "acme=group:a@acme.com"})
+    with pytest.raises(
+        OrangeScrumError, match=re.escape("company_analysts: 'acme=group:a@acme.com'")
+    ):
+        operation_log(
+            broken,
+            target_path,
+            "print_row_access_policies",
+            "--args",
+            "{model_name: fact_activities}",
+        )
