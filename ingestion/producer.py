@@ -19,6 +19,8 @@ class DeliveryReport:
     delivered: int = 0
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    # The first failure as librdkafka reported it: its code tells a refused ACL from the rest.
+    first_error: KafkaError | None = None
 
     def on_delivery(self, error: KafkaError | None, _message: Message) -> None:
         if error is None:
@@ -26,6 +28,8 @@ class DeliveryReport:
             return
         self.failed += 1
         self.errors[error.str()] = self.errors.get(error.str(), 0) + 1
+        if self.first_error is None:
+            self.first_error = error
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from orangescrum.core.checkpoint import (
 from orangescrum.core.contract.registry import registry_for
 from orangescrum.core.contract.schema import SUBJECT, load_schema_text
 from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.kafka_security import java_client_sentence
 from orangescrum.core.lake import filesystem_for, write_parquet_atomically
 from orangescrum.core.monitoring import METRICS_SCHEMA
 from orangescrum.core.settings import Settings
@@ -349,6 +350,16 @@ def _run_query(
         if lander.failure is not None:
             raise lander.failure from None
         log.exception("the stream stopped", extra={"file_only": True})
+        # A user the cluster refuses (its ACLs, its login, its CA) is said as such: rerunning
+        # cannot help until the settings or the ACLs change.
+        refused = java_client_sentence(
+            settings,
+            getattr(error, "desc", None) or str(error),
+            topic=settings.topic_events,
+            action="read",
+        )
+        if refused is not None:
+            raise OrangeScrumError(refused) from None
         raise OrangeScrumError(
             f"The stream stopped: {_first_line(error)}. Batches that landed are recorded in "
             f"the checkpoint {checkpoint}, so rerunning `orangescrum stream` once the cause is "

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orangescrum.cli.common import console, load_settings
 from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.kafka_security import Security
+
+if TYPE_CHECKING:
+    from orangescrum.core.broker import LocalKafka
+    from orangescrum.core.settings import Settings
 
 broker_app = typer.Typer(help="The local Apache Kafka broker (or a three-broker cluster).")
+
+
+def broker_data_dir(settings: Settings, brokers: int, security: Security) -> Path:
+    """One data dir per shape: a cluster keeps its node count and its security for life."""
+    name = "kafka" if security is Security.PLAINTEXT else "kafka-sasl-ssl"
+    if brokers == 1 and security is Security.PLAINTEXT:
+        return settings.kafka_data_dir
+    return settings.data_dir / (name if brokers == 1 else f"{name}-{brokers}")
 
 
 @broker_app.command("start")
@@ -27,23 +41,34 @@ def broker_start(
             help="Brokers in the cluster: 3 gives replication factor 3, min.insync.replicas 2.",
         ),
     ] = 1,
+    security: Annotated[
+        Security,
+        typer.Option(
+            case_sensitive=False,
+            help="sasl_ssl: clients only over TLS (a generated CA) with SCRAM-SHA-512 users "
+            "(admin, producer, stream) held to ACLs; the settings they need are printed.",
+        ),
+    ] = Security.PLAINTEXT,
 ) -> None:
     """Run Apache Kafka (KRaft) in the foreground until Ctrl-C; its data stays in the data dir."""
     from orangescrum.core.broker import LocalKafka
 
     settings = load_settings()
-    data_dir = settings.kafka_data_dir if brokers == 1 else settings.data_dir / f"kafka-{brokers}"
-    cluster = LocalKafka(data_dir, settings.jar_cache_dir, port=port, brokers=brokers)
+    data_dir = broker_data_dir(settings, brokers, security)
+    cluster = LocalKafka(
+        data_dir,
+        settings.jar_cache_dir,
+        port=port,
+        brokers=brokers,
+        security=security,
+        events_topic=settings.topic_events,
+        dead_letter_topic=settings.topic_dead_letter,
+    )
     with console.status("starting Apache Kafka (the first start downloads its jars)"):
         cluster.start()
     try:
-        console.print(
-            f"Apache Kafka {cluster.describe()} on {cluster.bootstrap} (data: {data_dir}).\n"
-            "In other terminals:\n"
-            f"  export ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap}\n"
-            "Ctrl-C stops it; topics and messages are kept for the next start.",
-            soft_wrap=True,
-        )
+        # markup off: paths and passwords' file names are printed as they are.
+        console.print(_started(cluster, data_dir), soft_wrap=True, markup=False, highlight=False)
         while not (exited := cluster.exited()):
             time.sleep(0.5)
         node_id, code = exited[0]
@@ -53,3 +78,40 @@ def broker_start(
         )
     finally:
         cluster.stop()
+
+
+def _started(cluster: LocalKafka, data_dir: Path) -> str:
+    """What a person needs to point clients at the cluster; never a password itself."""
+    from orangescrum.core.kafka_security import ADMIN, ROLES, USERS
+
+    if cluster.secrets is None:
+        return (
+            f"Apache Kafka {cluster.describe()} on {cluster.bootstrap} (data: {data_dir}).\n"
+            "In other terminals:\n"
+            f"  export ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap}\n"
+            "Ctrl-C stops it; topics and messages are kept for the next start."
+        )
+    secrets = cluster.secrets
+    exports = []
+    for name, value in secrets.client_env(cluster.bootstrap, ADMIN).items():
+        if name == "ORANGESCRUM_KAFKA_SASL_PASSWORD":
+            value = f'"$(cat {secrets.password_file(ADMIN)})"'
+        exports.append(f"  export {name}={value}")
+    events, dead_letters = cluster.acl_topics
+    users = [
+        f"  {user:<9} {secrets.env_file(user)}  "
+        + ROLES[user].format(events=events, dead_letters=dead_letters)
+        for user in USERS
+    ]
+    return "\n".join(
+        [
+            f"Apache Kafka {cluster.describe()} on {cluster.bootstrap}, SASL_SSL only "
+            f"(SCRAM-SHA-512 users, ACLs; data: {data_dir}).",
+            "In other terminals, as the admin user:",
+            *exports,
+            "Each user's settings, in a 0600 file (load one with `set -a; . FILE; set +a`):",
+            *users,
+            "Ctrl-C stops it; topics, messages, users and certificates are kept for the next "
+            "start.",
+        ]
+    )

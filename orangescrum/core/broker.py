@@ -8,6 +8,7 @@ Production points ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS at a real cluster instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -16,10 +17,21 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.jars import java, kafka_classpath
+from orangescrum.core.kafka_security import (
+    ADMIN,
+    BrokerSecrets,
+    ClientErrors,
+    Security,
+    acl_bindings,
+    kafka_error_sentence,
+    listener_properties,
+    write_private,
+)
 from orangescrum.core.processes import (
     HOST,
     ManagedService,
@@ -39,9 +51,27 @@ JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true
 STOP_TIMEOUT_SECONDS = 30
 
 
-def wait_until_ready(bootstrap: str, timeout_seconds: float, brokers: int = 1) -> None:
-    """Block until `brokers` brokers answer a metadata request, or raise naming the address."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+def wait_until_ready(
+    bootstrap: str,
+    timeout_seconds: float,
+    brokers: int = 1,
+    *,
+    config: dict[str, object] | None = None,
+    errors: ClientErrors | None = None,
+) -> None:
+    """Block until `brokers` brokers answer a metadata request, or raise naming the address.
+
+    `config`: the client's settings (security included), else PLAINTEXT to `bootstrap`.
+    `errors`: its error_cb; a security failure it hears ends the wait with its sentence at
+    once, since a refused login or an untrusted certificate does not get better by retrying.
+    """
+    client_config: dict[str, object] = {"bootstrap.servers": bootstrap, "log_level": 0}
+    client_config |= config or {}
+    try:
+        admin = AdminClient(client_config)
+    except KafkaException as failure:  # e.g. an unreadable ssl.ca.location
+        sentence = errors and kafka_error_sentence(errors.settings, failure.args[0])
+        raise OrangeScrumError(sentence or f"Kafka client for {bootstrap}: {failure}.") from None
     deadline = time.monotonic() + timeout_seconds
     error: object = "no answer"
     while time.monotonic() < deadline:
@@ -50,7 +80,9 @@ def wait_until_ready(bootstrap: str, timeout_seconds: float, brokers: int = 1) -
                 return
         except Exception as failure:  # KafkaException while the socket is not up yet
             error = failure
-        time.sleep(0.2)
+        admin.poll(0.2)  # serves error_cb (and waits a little before the next try)
+        if errors is not None:
+            errors.raise_if_heard()
     raise OrangeScrumError(
         f"No Kafka broker answered at {bootstrap} within {timeout_seconds:.0f}s ({error}); "
         "check the address and that the broker is running."
@@ -77,8 +109,10 @@ class Node:
         return self.directory / "server.log"
 
 
-def node_properties(node: Node, nodes: list[Node]) -> str:
-    """server.properties of one combined KRaft node of a loopback cluster."""
+def node_properties(node: Node, nodes: list[Node], secured: dict[str, object] | None = None) -> str:
+    """server.properties of one combined KRaft node of a loopback cluster; `secured`: the
+    listener settings of a SASL_SSL node (orangescrum.core.kafka_security), which replace the
+    PLAINTEXT ones."""
     voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in nodes)
     replicas = len(nodes)
     settings = {
@@ -109,6 +143,7 @@ def node_properties(node: Node, nodes: list[Node]) -> str:
         # not be refused for old record timestamps.
         "log.message.timestamp.before.max.ms": 9223372036854775807,
     }
+    settings |= secured or {}
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -117,6 +152,10 @@ class LocalKafka(ManagedService):
 
     Ports are free loopback ports (or `port` for the first node's client listener); the
     cluster id and the ports are kept in `data_dir` beside the nodes' log dirs.
+
+    `security=Security.SASL_SSL`: clients reach it only over TLS with a SCRAM-SHA-512 user and
+    ACLs (orangescrum.core.kafka_security); the users' ACLs name `events_topic` and
+    `dead_letter_topic`. A data dir keeps the mode it was formatted with.
     """
 
     def __init__(
@@ -126,12 +165,20 @@ class LocalKafka(ManagedService):
         *,
         port: int | None = None,
         brokers: int = 1,
+        security: Security = Security.PLAINTEXT,
+        events_topic: str = "events-raw",
+        dead_letter_topic: str = "events-dlq",
     ) -> None:
         if brokers < 1:
             raise OrangeScrumError(f"--brokers must be at least 1, got {brokers}.")
         self.data_dir = data_dir
         self.jar_cache_dir = jar_cache_dir
         self.brokers = brokers
+        self.security = security
+        self.acl_topics = (events_topic, dead_letter_topic)
+        self.secrets = (
+            BrokerSecrets(data_dir / "security") if security is Security.SASL_SSL else None
+        )
         self.nodes = self._plan_nodes(port)
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -165,6 +212,15 @@ class LocalKafka(ManagedService):
                 f"{self.data_dir} holds a {len(state.get('nodes', []))}-broker cluster, not "
                 f"{self.brokers}: use that many brokers, or another data dir for this one."
             )
+        # SCRAM users exist only if the storage was formatted with them, and a secured start
+        # must never quietly serve an open cluster's data.
+        formatted_as = Security(state.get("security", Security.PLAINTEXT))
+        if formatted_as is not self.security:
+            raise OrangeScrumError(
+                f"{self.data_dir} holds a {formatted_as.value} cluster, not "
+                f"{self.security.value}: start it as {formatted_as.value}, or use another data "
+                "dir for this one."
+            )
         return state
 
     @property
@@ -180,6 +236,12 @@ class LocalKafka(ManagedService):
     def port(self) -> int:
         return self.nodes[0].port
 
+    def client_config(self, user: str = ADMIN) -> dict[str, object]:
+        """librdkafka settings to reach this cluster (as `user` when it is secured)."""
+        if self.secrets is None:
+            return {"bootstrap.servers": self.bootstrap}
+        return dict(self.secrets.client_config(self.bootstrap, user))
+
     # --- lifecycle ------------------------------------------------------------------------
     def start(self, timeout_seconds: float | None = None) -> LocalKafka:
         """Start every node; wait up to timeout_seconds (default 60 s a node: on 2 cores three
@@ -187,25 +249,56 @@ class LocalKafka(ManagedService):
         java_binary = java()
         classpath = ":".join(str(jar) for jar in kafka_classpath(self.jar_cache_dir))
         cluster_id = self.cluster_id or _new_cluster_id()
+        formatted = any((node.log_dir / "meta.properties").is_file() for node in self.nodes)
+        passwords = (
+            self.secrets.ensure(HOST, formatted=formatted) if self.secrets is not None else {}
+        )
         for node in self.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
-            node.config_file.write_text(node_properties(node, self.nodes))
+            if self.secrets is None:
+                node.config_file.write_text(node_properties(node, self.nodes))
+            else:
+                secured = listener_properties(
+                    HOST, node.port, node.controller_port, self.secrets, passwords[ADMIN]
+                )
+                # 0600: it holds the admin's password (the broker's JAAS logins).
+                write_private(node.config_file, node_properties(node, self.nodes, secured))
             if not (node.log_dir / "meta.properties").is_file():
-                _format_storage(java_binary, classpath, node, cluster_id)
+                _format_storage(java_binary, classpath, node, cluster_id, self.secrets, passwords)
         self._save_state(cluster_id)
         for node in self.nodes:
             self._processes.append(_launch(java_binary, classpath, node))
         try:
             timeout = timeout_seconds if timeout_seconds is not None else 60.0 * self.brokers
-            wait_until_ready(self.bootstrap, timeout, brokers=self.brokers)
+            wait_until_ready(
+                self.bootstrap, timeout, brokers=self.brokers, config=self.client_config()
+            )
+            if self.secrets is not None:
+                self._grant_acls()
+                self.secrets.write_env_files(self.bootstrap)
         except OrangeScrumError:
             self.stop()
             raise OrangeScrumError(
                 f"The local Kafka broker did not start on {self.bootstrap}; see "
                 f"{self.nodes[0].log_file}."
             ) from None
-        log.info("Kafka %s ready on %s (data: %s)", self.describe(), self.bootstrap, self.data_dir)
+        log.info(
+            "Kafka %s ready on %s (%s; data: %s)",
+            self.describe(),
+            self.bootstrap,
+            self.security.value,
+            self.data_dir,
+        )
         return self
+
+    def _grant_acls(self) -> None:
+        """The service users' ACLs, as the admin; creating an existing ACL changes nothing."""
+        admin = AdminClient(self.client_config() | {"log_level": 0})
+        for binding, future in admin.create_acls(acl_bindings(*self.acl_topics)).items():
+            try:
+                future.result()
+            except KafkaException as error:
+                raise OrangeScrumError(f"Creating the ACL {binding} failed: {error}.") from None
 
     def describe(self) -> str:
         return "broker" if self.brokers == 1 else f"cluster of {self.brokers} brokers"
@@ -216,7 +309,8 @@ class LocalKafka(ManagedService):
             {"node_id": n.node_id, "port": n.port, "controller_port": n.controller_port}
             for n in self.nodes
         ]
-        self._state_file.write_text(json.dumps({"cluster_id": cluster_id, "nodes": nodes}))
+        state = {"cluster_id": cluster_id, "nodes": nodes, "security": self.security.value}
+        self._state_file.write_text(json.dumps(state))
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node (failure tests): no controlled shutdown, like a lost machine."""
@@ -275,20 +369,36 @@ def _kafka_command(
     ]
 
 
-def _format_storage(java_binary: str, classpath: str, node: Node, cluster_id: str) -> None:
-    command = _kafka_command(
-        java_binary,
-        classpath,
-        node,
-        "kafka.tools.StorageTool",
-        "format",
-        "--cluster-id",
-        cluster_id,
-        "--config",
-        str(node.config_file),
-        "--ignore-formatted",
-    )
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+def _format_storage(
+    java_binary: str,
+    classpath: str,
+    node: Node,
+    cluster_id: str,
+    secrets: BrokerSecrets | None = None,
+    passwords: dict[str, str] | None = None,
+) -> None:
+    """kafka-storage format; a secured node gets its SCRAM users here (KRaft keeps them in
+    the metadata log, and the admin must exist before anyone can log in to add others)."""
+    with contextlib.ExitStack() as stack:
+        users = (
+            ()
+            if secrets is None
+            else (stack.enter_context(secrets.scram_arguments(passwords or {})),)
+        )
+        command = _kafka_command(
+            java_binary,
+            classpath,
+            node,
+            "kafka.tools.StorageTool",
+            "format",
+            "--cluster-id",
+            cluster_id,
+            "--config",
+            str(node.config_file),
+            "--ignore-formatted",
+            *users,
+        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise OrangeScrumError(
             f"Formatting Kafka storage in {node.log_dir} failed: "
@@ -304,10 +414,15 @@ def _launch(java_binary: str, classpath: str, node: Node) -> subprocess.Popen[by
 
 
 def require_broker(settings: Settings) -> None:
+    """The configured cluster answers these settings' client (security included), or one
+    sentence on what to fix: the address, the password, the CA, the protocol."""
     if not settings.kafka_bootstrap_servers:
         raise OrangeScrumError(
             "No Kafka broker is configured: start one with `orangescrum broker start` and set "
             "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS to the address it prints, or run "
             "`orangescrum demo`, which brings its own."
         )
-    wait_until_ready(settings.kafka_bootstrap_servers, timeout_seconds=15)
+    errors = ClientErrors(settings)
+    wait_until_ready(
+        settings.kafka_bootstrap_servers, timeout_seconds=15, config=errors.config(), errors=errors
+    )

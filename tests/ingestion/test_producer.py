@@ -85,6 +85,9 @@ def test_live_stream_paces_and_accounts(kafka_settings) -> None:
     assert report.delivery.delivered == len(read_topic(kafka_settings, kafka_settings.topic_events))
     # Paced at 200/s for 1.5 s: never more than the budget (plus the first send).
     assert 0 < report.events <= 301
+    # a live feed counts its distinct events instead of keeping every id (memory over hours)
+    assert report.event_ids == set()
+    assert report.unique_events == report.events - report.duplicates
 
 
 @pytest.mark.slow
