@@ -15,7 +15,7 @@ BQEMU_REQUIREMENT := crucible-emulator[server]==0.1.0a2
 BQEMU_STAMP := $(BQEMU_VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup demo test test-fast test-random lint docs bench lock lock-bqemu clean
+.PHONY: help setup demo test test-fast test-random lint docs bench soak lock lock-bqemu clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ docs: setup  ## build the dbt docs catalog and serve it on http://127.0.0.1:8081
 
 bench: setup  ## every benchmark (~45 min on 2 cores): bench/results.json + docs/BENCHMARKS.md
 	$(BIN)/python bench/run_all.py
+
+soak: setup  ## the one-hour soak (bench/soak.py): memory drift, lag, lost events -> bench/results.json
+	$(BIN)/python bench/soak.py
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

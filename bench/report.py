@@ -4,7 +4,9 @@
     python bench/report.py --results R --docs D.md
 
 The markdown holds the latest full run (the latest quick run when no full run is recorded):
-its machine and commit, and a table of figure, value, reference, ratio, target and met. The
+its machine and commit, and a table of figure, value, reference, ratio, target and met; then,
+for figures that run did not measure (e.g. a soak, bench/soak.py, recorded on its own), the
+same for the earlier run that last measured them. The
 charts (PNG, matplotlib's Agg backend) go to benchmarks/ beside the markdown, one per figure,
 over every recorded run of the same kind (full or quick: their volumes differ); charts of
 figures no longer measured are removed. bench/run_all.py calls this at its end.
@@ -179,23 +181,45 @@ def figure_row(figure: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def latest_section(run: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+def latest_section(
+    run: dict[str, Any], runs: list[dict[str, Any]], figures: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """The latest run's machine and figures; with `figures`, an earlier run's, those of its
+    figures no later run measured (a soak on its own, bench/soak.py, measures only its own)."""
     kind = "full run" if not run["quick"] else "run (quick: a tenth of the volume)"
-    full = sum(not r["quick"] for r in runs)
+    if figures is None:
+        full = sum(not r["quick"] for r in runs)
+        counts = f"Runs recorded: {len(runs)} ({full} full, {len(runs) - full} quick)."
+        heading = [f"## Latest {kind}", "", machine_line(run), counts]
+    else:
+        heading = [f"## Earlier {kind}: figures not measured since", "", machine_line(run)]
+    figures = run["figures"] if figures is None else figures
     lines = [
-        f"## Latest {kind}",
-        "",
-        machine_line(run),
-        f"Runs recorded: {len(runs)} ({full} full, {len(runs) - full} quick).",
+        *heading,
         "",
         "| figure | value | reference | ratio | target | met |",
         "|---|---:|---|---:|---|---|",
-        *(figure_row(figure) for figure in run["figures"]),
+        *(figure_row(figure) for figure in figures),
         "",
     ]
-    notes = [f"- `{f['name']}`: {f['note']}" for f in run["figures"] if f["note"]]
+    notes = [f"- `{f['name']}`: {f['note']}" for f in figures if f["note"]]
     notes += [f"- {note}" for note in run["notes"]]
     return [*lines, "Notes:", "", *notes, ""] if notes else lines
+
+
+def earlier_figures(
+    shown: list[dict[str, Any]],
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(run, its figures no later run measured), newest first, for the runs before the latest
+    that hold such figures: the latest value of every figure stays in the report."""
+    seen = {figure["name"] for figure in shown[-1]["figures"]}
+    groups = []
+    for run in reversed(shown[:-1]):
+        figures = [figure for figure in run["figures"] if figure["name"] not in seen]
+        if figures:
+            groups.append((run, figures))
+        seen |= {figure["name"] for figure in run["figures"]}
+    return groups
 
 
 def history_section(runs: list[dict[str, Any]], charts: list[Path], docs: Path) -> list[str]:
@@ -230,7 +254,10 @@ def render(runs: list[dict[str, Any]], charts: list[Path], docs: Path, results: 
     ]
     if not shown:
         return "\n".join([*header, "No runs recorded yet: run `make bench`.", ""])
-    body = latest_section(shown[-1], runs) + history_section(shown, charts, docs)
+    body = latest_section(shown[-1], runs)
+    for run, figures in earlier_figures(shown):
+        body += latest_section(run, runs, figures)
+    body += history_section(shown, charts, docs)
     return "\n".join(header + body)
 
 

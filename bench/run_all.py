@@ -2,16 +2,19 @@
 
     python bench/run_all.py            # `make bench`: full volumes, about 45 minutes on 2 cores
     python bench/run_all.py --quick    # a tenth of the volume, about 3 minutes (CI smoke test)
+    python bench/run_all.py --soak     # and then the hour-long soak (bench/soak.py)
 
 Steps, each a fresh interpreter running one script with --json (and --quick when given):
 producer.py (Avro producer vs raw produce and vs confluent-kafka's AvroSerializer),
 spark_landing.py (Spark landing vs a bare consumer, event -> lake latency at 2,000 events/s,
 peak RSS of the whole stack), dbt_scale.py (full and one-new-day `dbt build` at 1M, 10M and
-100M events, each size within a time limit), dag_parse.py (Cosmos DAG parse). Their figures
+100M events, each size within a time limit), dag_parse.py (Cosmos DAG parse); with --soak,
+soak.py last (the live pipeline for an hour: RSS drift per process, lag, losses). Their figures
 become one run appended to --results (which keeps every earlier run), then bench/report.py
 rewrites --docs and its charts. A step that fails or overruns is named in the run's notes, the
-other steps still run, and the exit code is 1. Each step's output goes to a log file in
---logs (a new temporary folder unless given), named in the progress lines.
+other steps still run, and the exit code is 1 (a step that wrote its figures before failing,
+like a soak whose verdict is FAIL, keeps them in the run). Each step's output goes to a log
+file in --logs (a new temporary folder unless given), named in the progress lines.
 """
 
 from __future__ import annotations
@@ -109,6 +112,15 @@ STEPS = (
         quick_minutes=5,
     ),
 )
+# Only with --soak (an hour and more): the live pipeline's memory, lag and losses.
+SOAK = Step(
+    "soak",
+    "soak.py",
+    "the live pipeline at 2,000 events/s for 60 min, dbt every 15: RSS drift, lag, losses",
+    (),  # its defaults are the full soak
+    full_minutes=100,  # 60 producing + the stream's start, the drain and the read-back
+    quick_minutes=25,
+)
 
 
 # --- running one step ---------------------------------------------------------------------------
@@ -176,8 +188,9 @@ def tail(path: Path, lines: int = 15) -> str:
 def run_step(
     step: Step, position: str, *, quick: bool, logs: Path, extra: tuple[str, ...], echo: bool
 ) -> tuple[list[Figure], str | None]:
-    """(figures, None) or ([], why the step gave none)."""
+    """(figures, None), or (the figures it wrote before failing, usually none; why)."""
     json_path, log_path = logs / f"{step.name}.json", logs / f"{step.name}.log"
+    json_path.unlink(missing_ok=True)  # a --logs folder reused: never an earlier run's figures
     timeout = step.timeout_seconds(quick=quick)
     log.info("%s %s: %s (output: %s)", position, step.name, step.measures, log_path)
     started = time.monotonic()
@@ -196,7 +209,9 @@ def run_step(
         log.info("%s %s: done in %.1f min, %d figures", position, step.name, minutes, len(figures))
         return figures, None
     log.error("%s %s after %.1f min; last lines:\n%s", position, problem, minutes, tail(log_path))
-    return [], problem
+    # A step that measured, then failed its own verdict (the soak), still wrote its figures.
+    figures = step_figures(json_path) if returncode is not None and json_path.exists() else []
+    return figures, problem
 
 
 def dbt_arguments(arguments: argparse.Namespace) -> tuple[str, ...]:
@@ -215,12 +230,13 @@ def dbt_arguments(arguments: argparse.Namespace) -> tuple[str, ...]:
 def run_steps(arguments: argparse.Namespace, logs: Path) -> dict[str, Any]:
     run = new_run(quick=arguments.quick)
     volume = "quick (a tenth of the volume)" if arguments.quick else "full"
-    log.info("%s run of %d benchmarks; logs in %s", volume, len(STEPS), logs)
-    for number, step in enumerate(STEPS, start=1):
+    steps = (*STEPS, SOAK) if arguments.soak else STEPS
+    log.info("%s run of %d benchmarks; logs in %s", volume, len(steps), logs)
+    for number, step in enumerate(steps, start=1):
         extra = dbt_arguments(arguments) if step.name == "dbt_scale" else ()
         figures, problem = run_step(
             step,
-            f"[{number}/{len(STEPS)}]",
+            f"[{number}/{len(steps)}]",
             quick=arguments.quick,
             logs=logs,
             extra=extra,
@@ -293,6 +309,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         default=DBT_SIZE_LIMIT_MINUTES,
         help="stop a dbt size whose builds have not finished this long after its lake was "
         f"written, and record that instead (default {DBT_SIZE_LIMIT_MINUTES:g})",
+    )
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="also run bench/soak.py last: 2,000 events/s for 60 minutes (--quick: 6), "
+        "RSS drift per process, lag and losses (not in the default run)",
     )
     parser.add_argument("--verbose", action="store_true", help="echo each step's output too")
     return parser.parse_args(argv)

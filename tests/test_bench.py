@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,16 @@ import pytest
 
 from bench.report import generate
 from bench.results import Target, make_figure
+from bench.soak import (
+    PRODUCER,
+    SAMPLED_ROLES,
+    DbtRun,
+    Integrity,
+    Limits,
+    Sample,
+    figures_of,
+    judge,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QUICK_FIGURES = {
@@ -181,3 +191,121 @@ def test_report_shows_a_figure_that_did_not_finish_and_charts_it(tmp_path: Path)
     assert "| `dbt.full_build.100M` | not measured (see notes) |" in text
     assert "did not finish within the 30-minute limit" in text
     assert chart.name == "dbt.full_build.100M.png" and chart.stat().st_size > 0
+
+
+def test_report_keeps_the_figures_a_later_soak_alone_did_not_measure(tmp_path: Path) -> None:
+    machine = {"cpu": "cpu", "cores": 2, "ram_gib": 8, "os": "Linux", "python": "3.11"}
+
+    def run(date: str, figures: list[Any]) -> dict[str, Any]:
+        return {
+            "date": date,
+            "machine": machine,
+            "commit": "0" * 40,
+            "dirty": False,
+            "quick": False,
+            "load_average": {"start": [1.0, 1.0, 1.0], "end": [1.0, 1.0, 1.0]},
+            "notes": [],
+            "figures": figures,
+        }
+
+    bench = run("2026-11-28T07:00:00+00:00", [make_figure("dag_parse.manifest_median", 0.05, "s")])
+    soaked = run("2026-11-29T07:00:00+00:00", [make_figure("soak.max_lag", 3538, "messages")])
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([bench, soaked]))
+    markdown, *charts = generate(results, tmp_path / "BENCHMARKS.md")
+    text = markdown.read_text()
+    latest, earlier = text.index("## Latest full run"), text.index("## Earlier full run")
+    assert latest < text.index("`soak.max_lag`") < earlier
+    assert (
+        earlier < text.index("| `dag_parse.manifest_median` | 0.05 s |") < text.index("## History")
+    )
+    assert {chart.name for chart in charts} == {"soak.max_lag.png", "dag_parse.manifest_median.png"}
+
+
+# --- bench/soak.py's verdict on synthetic samples (fast: no broker, no Spark) -------------------
+MIB = 1024**2
+SOAK_LIMITS = Limits(warmup_seconds=360, max_lag=60_000)  # 10% of an hour; 30 s at 2,000/s
+EXACT = Integrity(
+    produced=7_200_000,
+    landed=7_200_000,
+    dead_lettered=0,
+    lost=0,
+    duplicated=0,
+    mismatched=0,
+    unexpected=0,
+    distinct_event_ids=7_128_000,
+    event_ids_missing=0,
+)
+
+
+def soak_samples(grow: str | None = None, percent: float = 0.0) -> list[Sample]:
+    """An hour sampled every 10 s: every process flat at its own level with a +-3% wobble and a
+    heap that fills during the first 5 minutes; `grow` rises by `percent` over the hour after
+    the warm-up."""
+    samples = []
+    for step in range(360):
+        elapsed = step * 10.0
+        wobble = 1 + 0.03 * ((step % 7) - 3) / 3
+        warming = min(1.0, 0.5 + elapsed / 600)  # half the level at 0, full from 5 minutes
+        rss: dict[str, int | None] = {}
+        for number, role in enumerate(SAMPLED_ROLES, start=1):
+            level = 200 * number * MIB * wobble * warming
+            if role == grow and elapsed >= SOAK_LIMITS.warmup_seconds:
+                level *= 1 + percent / 100 * (elapsed - 360) / (3600 - 360)
+            rss[role] = round(level)
+        samples.append(Sample(elapsed, rss, lag=(step * 997) % 20_000, produced=step * 20_000))
+    return samples
+
+
+def dbt_runs(*peaks_mib: float, failed: int | None = None) -> list[DbtRun]:
+    return [
+        DbtRun(number, 900.0 * number, 30.0, round(peak * MIB), 1 if number == failed else 0)
+        for number, peak in enumerate(peaks_mib, start=1)
+    ]
+
+
+def test_soak_verdict_passes_a_flat_run_and_ignores_the_warm_up() -> None:
+    verdict = judge(soak_samples(), dbt_runs(400, 410, 405, 395), EXACT, SOAK_LIMITS)
+    assert verdict.passed, verdict.problems
+    assert all(drift.percent <= 10 for drift in verdict.drifts.values())
+    assert verdict.max_lag is not None and verdict.max_lag < SOAK_LIMITS.max_lag
+    figures = figures_of(verdict, SOAK_LIMITS, minutes=60.1, planned_minutes=60, summary="PASS")
+    assert all(f["met"] is not False for f in figures), [f for f in figures if f["met"] is False]
+    names = {f["name"] for f in figures}
+    assert {"soak.rss_drift.broker", "soak.rss_drift.producer", "soak.rss_drift.dbt"} <= names
+    assert {"soak.max_lag", "soak.events_lost", "soak.duration"} <= names
+
+
+def test_soak_verdict_fails_a_15_percent_growth_after_the_warm_up() -> None:
+    verdict = judge(soak_samples(PRODUCER, 15), dbt_runs(400, 405, 410), EXACT, SOAK_LIMITS)
+    assert not verdict.passed
+    assert [p for p in verdict.problems if p.startswith("producer")], verdict.problems
+    assert verdict.drifts[PRODUCER].percent > 10
+    figures = {
+        f["name"]: f
+        for f in figures_of(verdict, SOAK_LIMITS, minutes=60, planned_minutes=60, summary="")
+    }
+    assert figures["soak.rss_drift.producer"]["met"] is False
+    assert figures["soak.rss_drift.broker"]["met"] is True
+    growing_dbt = judge(soak_samples(), dbt_runs(400, 420, 470), EXACT, SOAK_LIMITS)
+    assert any(p.startswith("dbt runs") for p in growing_dbt.problems), growing_dbt.problems
+
+
+def test_soak_verdict_fails_lost_or_duplicated_events_a_lag_over_its_bound_or_a_failure() -> None:
+    samples, runs = soak_samples(), dbt_runs(400, 400)
+    lost = judge(samples, runs, replace(EXACT, lost=3, landed=7_199_997), SOAK_LIMITS)
+    assert lost.problems == ["3 produced messages never landed (lost)"]
+    twice = judge(samples, runs, replace(EXACT, duplicated=1), SOAK_LIMITS)
+    assert not twice.passed
+    assert not judge(samples, runs, None, SOAK_LIMITS).passed  # the lake was never checked
+    lagging = [replace(s, lag=70_000) if s.elapsed == 1800 else s for s in samples]
+    assert judge(lagging, runs, EXACT, SOAK_LIMITS).max_lag == 70_000
+    assert not judge(lagging, runs, EXACT, SOAK_LIMITS).passed
+    assert not judge(samples, dbt_runs(400, 400, failed=2), EXACT, SOAK_LIMITS).passed
+    died = judge(samples, runs, EXACT, SOAK_LIMITS, ["the stream exited with code 1 at 31:00"])
+    assert died.problems == ["the stream exited with code 1 at 31:00"]
+    figures = {
+        f["name"]: f
+        for f in figures_of(lost, SOAK_LIMITS, minutes=60, planned_minutes=60, summary="")
+    }
+    assert (figures["soak.events_lost"]["value"], figures["soak.events_lost"]["met"]) == (3, False)

@@ -6,11 +6,13 @@ import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
@@ -170,6 +172,15 @@ def _failed_nodes(result: dbtRunnerResult) -> str:
     return ", ".join(failed) if failed else "see the errors above"
 
 
+class _DocsServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A browser that cancels a download resets the connection: not a server error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("docs client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         # One line per request on stderr is the stdlib's default; keep it for --log-level DEBUG.
@@ -191,6 +202,6 @@ def serve_docs(target: Path, port: int) -> None:
         )
     shutil.copyfile(DOCS_INDEX_FILE_PATH, target / "index.html")
     handler = partial(_QuietHandler, directory=str(target))
-    with ThreadingHTTPServer((HOST, port), handler) as server:
+    with _DocsServer((HOST, port), handler) as server:
         log.info("dbt docs on http://%s:%d (Ctrl-C stops it)", HOST, port)
         server.serve_forever()
