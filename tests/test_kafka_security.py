@@ -311,7 +311,7 @@ def test_a_user_without_an_acl_on_the_topic_is_refused_by_name(
         future.result()
     env = secured.env("stream") | {
         "ORANGESCRUM_KAFKA_SASL_USERNAME": "outsider",
-        "ORANGESCRUM_KAFKA_SASL_PASSWORD": "outsider-secret",
+        "ORANGESCRUM_KAFKA_SASL_PASSWORD": "outsider-secret",  # pragma: allowlist secret
     }
     settings = settings_from_env(env, tmp_path)
     require_broker(settings)  # logged in: a user the cluster knows...
