@@ -19,7 +19,7 @@ from pathlib import Path
 
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.settings import Settings, WarehouseTarget
-from orangescrum.warehouse.dbt import require_warehouse_unlocked
+from orangescrum.warehouse.dbt import require_warehouse_unlocked, run_dbt
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +35,19 @@ def mf_executable() -> Path:
 
 
 def run_metricflow(
-    settings: Settings,
-    args: Sequence[str],
-    *,
-    target_path: Path | None = None,
-    capture: bool = False,
+    settings: Settings, args: Sequence[str], *, capture: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """`mf <args>` from the dbt project folder, with the settings' profile and target.
 
-    target_path is where MetricFlow parses the project to (DBT_TARGET_PATH): keep it apart
-    from a concurrent dbt run's.
+    MetricFlow reads the semantic manifest from the project's own target folder
+    (dbt_project/target: it ignores DBT_TARGET_PATH), so the project is parsed there first;
+    partial parsing keeps that to a few seconds.
     """
     if settings.dbt_target is WarehouseTarget.DEV:
         require_warehouse_unlocked(settings.duckdb_file)
+    run_dbt(settings, ["parse"], quiet=True)
     env = os.environ | settings.dbt_env()
-    if target_path is not None:
-        env["DBT_TARGET_PATH"] = str(target_path)
+    env.pop("DBT_TARGET_PATH", None)
     command = [str(mf_executable()), *args]
     log.info("mf %s", " ".join(args))
     result = subprocess.run(
@@ -78,7 +75,6 @@ def query_metrics(
     *,
     where: Sequence[str] = (),
     order: Sequence[str] = (),
-    target_path: Path | None = None,
 ) -> list[dict[str, str]]:
     """Rows of `mf query` (values as MetricFlow writes them to CSV)."""
     with tempfile.TemporaryDirectory(prefix="orangescrum-mf-") as scratch:
@@ -90,6 +86,6 @@ def query_metrics(
             args += ["--where", condition]
         if order:
             args += ["--order", ",".join(order)]
-        run_metricflow(settings, args, target_path=target_path, capture=True)
+        run_metricflow(settings, args, capture=True)
         with csv_file.open(newline="") as rows:
             return list(csv.DictReader(rows))

@@ -21,12 +21,7 @@ def by_period(rows: list[dict[str, str]], period: str, metric: str) -> dict[str,
 
 
 def test_definitions_validate_against_the_warehouse(built_warehouse: Warehouse) -> None:
-    result = run_metricflow(
-        built_warehouse.settings,
-        ["validate-configs"],
-        target_path=built_warehouse.target_path / "metricflow",
-        capture=True,
-    )
+    result = run_metricflow(built_warehouse.settings, ["validate-configs"], capture=True)
     output = result.stdout + result.stderr
     assert "Successfully validated metrics against data warehouse (ERRORS: 0" in output
 
@@ -36,7 +31,6 @@ def test_active_users_are_distinct_at_every_grain(built_warehouse: Warehouse) ->
         built_warehouse.settings,
         ["active_users"],
         ["metric_time__day"],
-        target_path=built_warehouse.target_path / "metricflow",
     )
     expected_daily = {
         day.isoformat(): Decimal(users)
@@ -50,7 +44,6 @@ def test_active_users_are_distinct_at_every_grain(built_warehouse: Warehouse) ->
         built_warehouse.settings,
         ["active_users"],
         ["metric_time__week"],
-        target_path=built_warehouse.target_path / "metricflow",
     )
     [(week_start, week_users)] = built_warehouse.query(
         f"select date_trunc('week', activity_date), count(distinct user_id) from {FACT} group by 1"
@@ -71,7 +64,6 @@ def test_counts_hours_and_cycle_time_equal_sql_on_the_marts(built_warehouse: War
         built_warehouse.settings,
         ["events", "tasks_created", "tasks_closed", "comments", "hours_logged"],
         ["metric_time__day"],
-        target_path=built_warehouse.target_path / "metricflow",
     )
     metrics = ("events", "tasks_created", "tasks_closed", "comments", "hours_logged")
     got = {metric: by_period(rows, "metric_time__day", metric) for metric in metrics}
@@ -100,7 +92,6 @@ def test_counts_hours_and_cycle_time_equal_sql_on_the_marts(built_warehouse: War
     [overall] = query_metrics(
         built_warehouse.settings,
         ["median_cycle_time_hours"],
-        target_path=built_warehouse.target_path / "metricflow",
     )
     assert Decimal(overall["median_cycle_time_hours"]) == Decimal(str(median))
 
@@ -109,7 +100,6 @@ def test_hours_by_approval_equal_sql_on_the_time_entries(built_warehouse: Wareho
     [row] = query_metrics(
         built_warehouse.settings,
         ["hours_logged", "hours_approved", "hours_rejected", "hours_pending"],
-        target_path=built_warehouse.target_path / "metricflow",
     )
     [(approved, rejected, pending)] = built_warehouse.query(
         """
