@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orangescrum.core.errors import OrangeScrumError
-from orangescrum.core.settings import Settings, WarehouseTarget
-from orangescrum.warehouse.dbt import require_warehouse_unlocked, run_dbt
+from orangescrum.core.settings import Settings
+from orangescrum.warehouse.dbt import run_dbt
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def run_metricflow(
     (dbt_project/target: it ignores DBT_TARGET_PATH), so the project is parsed there first;
     partial parsing keeps that to a few seconds.
     """
-    if settings.dbt_target is WarehouseTarget.DEV:
-        require_warehouse_unlocked(settings.duckdb_file)
+    # run_dbt also refuses a warehouse another process holds, before mf would meet it.
     run_dbt(settings, ["parse"], quiet=True)
     env = os.environ | settings.dbt_env()
     env.pop("DBT_TARGET_PATH", None)
