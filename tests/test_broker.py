@@ -32,7 +32,9 @@ def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
         consumer.close()
 
 
-def produce(bootstrap: str, topic: str, count: int) -> list[KafkaError | None]:
+def produce(
+    bootstrap: str, topic: str, count: int, timeout_ms: int = 60_000
+) -> list[KafkaError | None]:
     outcomes: list[KafkaError | None] = []
     producer = Producer(
         {
@@ -40,7 +42,7 @@ def produce(bootstrap: str, topic: str, count: int) -> list[KafkaError | None]:
             "enable.idempotence": True,
             "acks": "all",
             # Long enough for a leader to move off a killed broker (its session times out).
-            "message.timeout.ms": 60_000,
+            "message.timeout.ms": timeout_ms,
         }
     )
     for n in range(count):
@@ -66,7 +68,8 @@ def test_messages_survive_a_restart_of_the_broker(tmp_path: Path, broker: LocalK
 
 
 def test_producing_to_a_missing_topic_fails_instead_of_creating_it(broker: LocalKafka) -> None:
-    outcomes = produce(broker.bootstrap, "never-created", 1)
+    # A missing topic fails at the delivery timeout: a short one keeps the test quick.
+    outcomes = produce(broker.bootstrap, "never-created", 1, timeout_ms=3_000)
     assert len(outcomes) == 1 and outcomes[0] is not None
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
     assert "never-created" not in consumer.list_topics(timeout=10).topics

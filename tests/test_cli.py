@@ -53,10 +53,11 @@ def test_unreachable_broker_is_one_clear_error(tmp_path) -> None:
         "HOME": str(tmp_path),
         "ORANGESCRUM_DATA_DIR": str(tmp_path),
         "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "ORANGESCRUM_KAFKA_CONNECT_TIMEOUT_SECONDS": "2",
     }
     result = orangescrum("topics", "create", env=env)
     assert result.returncode == 1
-    assert "No Kafka broker answered at 127.0.0.1:1" in result.stderr
+    assert "No Kafka broker answered at 127.0.0.1:1 within 2s" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -174,9 +174,12 @@ def test_dlq_json_and_table(kafka_settings: Settings) -> None:
 
 @pytest.mark.slow
 def test_unreachable_broker_is_one_sentence(settings: Settings) -> None:
-    unreachable = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1"})
+    env = settings_env(settings) | {
+        "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "ORANGESCRUM_KAFKA_CONNECT_TIMEOUT_SECONDS": "2",
+    }
     for command in (["list"], ["peek", "events-raw"], ["dlq"]):
-        result = orangescrum(unreachable, *command)
+        result = run_cli("topics", *command, env=env)
         assert result.returncode == 1
-        assert "No Kafka broker answered at 127.0.0.1:1" in result.stderr
+        assert "No Kafka broker answered at 127.0.0.1:1 within 2s" in result.stderr
         assert "Traceback" not in result.stderr

@@ -424,5 +424,8 @@ def require_broker(settings: Settings) -> None:
         )
     errors = ClientErrors(settings)
     wait_until_ready(
-        settings.kafka_bootstrap_servers, timeout_seconds=15, config=errors.config(), errors=errors
+        settings.kafka_bootstrap_servers,
+        timeout_seconds=settings.kafka_connect_timeout_seconds,
+        config=errors.config(),
+        errors=errors,
     )

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(
         default=-1, description="Replicas of new topics; -1 = the cluster's default."
     )
+    kafka_connect_timeout_seconds: int = Field(
+        default=15,
+        ge=1,
+        description="How long a command waits for the brokers to answer before it stops with "
+        "one sentence naming the address.",
+    )
     kafka_outage_tolerance_seconds: int = Field(
         default=120,
         ge=1,
