@@ -13,26 +13,34 @@ PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
 BQEMU_VENV ?= .venv-bqemu
 BQEMU_REQUIREMENT := crucible-emulator[server]==0.1.0a2
 BQEMU_STAMP := $(BQEMU_VENV)/.installed
-CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup demo test test-fast test-random lint docs bench soak lock lock-bqemu clean
+.PHONY: help setup debian-packages demo test test-fast test-random lint docs bench soak lock lock-bqemu clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) $(BQEMU_STAMP) $(CHROMIUM)  ## create .venv (+ .venv-bqemu) and install everything (idempotent)
+setup: $(STAMP) $(BQEMU_STAMP) debian-packages  ## create .venv (+ .venv-bqemu) and install everything (idempotent)
 
-# The browser tests (tests/browser/) drive Debian's Chromium through playwright: playwright's
-# own browser download needs hosts this project does not rely on. As root the set-up installs
-# the package; otherwise it says how, and those tests report it as their one failure.
-$(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "Installing Debian's chromium for the browser tests (about 20 seconds)..."; \
+# Debian packages behind some services and tests: Chromium for the browser checks
+# (tests/browser/; playwright's own browser download needs hosts this project does not rely
+# on), MariaDB for OrangeScrum's own database (`orangescrum appdb`), PostgreSQL for Airflow's
+# metadata database when ORANGESCRUM_AIRFLOW_DATABASE=postgres. The project runs each server
+# itself (data under its data dir, loopback port), never the system service. As root the
+# set-up installs what is missing; otherwise it says which command would.
+DEBIAN_PACKAGES := chromium fonts-noto-color-emoji mariadb-server postgresql
+
+debian-packages:
+	@missing="$$(for package in $(DEBIAN_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done | xargs)"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "Not a Debian machine: install $$missing for the browser, app-database and Airflow-on-PostgreSQL tests."; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian packages: $$missing (about a minute)..."; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  { apt-get install -y -q --no-install-recommends chromium fonts-noto-color-emoji || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-noto-color-emoji; }; } > /tmp/orangescrum-chromium-install.log 2>&1 \
-	    || { tail -20 /tmp/orangescrum-chromium-install.log; echo "Installing chromium failed (log above); the browser tests need it."; exit 1; }; \
+	  { apt-get install -y -q --no-install-recommends $$missing || { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }; } > /tmp/orangescrum-apt-install.log 2>&1 \
+	    || { tail -20 /tmp/orangescrum-apt-install.log; echo "Installing $$missing failed (log above)."; exit 1; }; \
 	else \
-	  echo "Chromium is missing and this is not root: the browser tests need it (Debian: sudo apt-get install chromium)."; \
+	  echo "Missing Debian packages (the tests that need them will say so): sudo apt-get install $$missing"; \
 	fi
 
 $(STAMP): requirements.in requirements.lock pyproject.toml
