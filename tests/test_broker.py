@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from orangescrum import REPO_ROOT
-from orangescrum.core.broker import LocalKafka
+from orangescrum.core.broker import LocalKafka, _new_cluster_id
 from orangescrum.core.processes import free_port, port_is_free
 from orangescrum.core.settings import Settings
 from orangescrum.core.topics import create_topics
@@ -137,3 +137,9 @@ def _child_pids(parent: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
                 children.append(int(entry.name))
     return children
+
+
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    # 0xf8 encodes to "-" first: kafka-storage would read such an id as an option.
+    draws = iter([b"\xf8" + bytes(15), bytes(16)])
+    assert _new_cluster_id(lambda: next(draws)) == "AAAAAAAAAAAAAAAAAAAAAA"

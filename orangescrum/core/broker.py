@@ -14,6 +14,7 @@ import logging
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -346,11 +347,18 @@ def _reuse_or_free(port: int | None, avoid: set[int] | None = None) -> int:
             return candidate
 
 
-def _new_cluster_id() -> str:
-    # Kafka's own `random-uuid`: 16 random bytes, URL-safe base64 without padding.
+def _new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """Kafka's own `random-uuid`: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's Uuid.randomUuid, it draws again when the text starts with "-": one id in 64
+    does, and kafka-storage's argument parser reads it as an option (`--cluster-id -x...`).
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _kafka_command(
