@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orangescrum.core.errors import OrangeScrumError
-from orangescrum.core.processes import HOST, ManagedService, claim_port, stop_process
+from orangescrum.core.processes import (
+    HOST,
+    ManagedService,
+    claim_port,
+    stop_process,
+    stop_with_parent,
+)
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -152,19 +157,6 @@ def insert_rows(
     return len(rows)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the kernel sends SIGTERM to the emulator when the thread that started it ends
-    (its process killed, even by kill -9), so an interrupted test run leaves no server behind.
-    Start it from a thread that outlives it (the main thread, as tests and CLIs do)."""
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
 class BigQueryEmulator(ManagedService):
     """`crucible serve --dialect bigquery`: free port, readiness check, log file, stop on exit.
 
@@ -247,7 +239,7 @@ class BigQueryEmulator(ManagedService):
                 stdout=log_stream,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=stop_with_parent if sys.platform == "linux" else None,
             )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout_seconds

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from orangescrum import REPO_ROOT
 from orangescrum.cli.common import console, load_settings
 from orangescrum.core.errors import OrangeScrumError
-from orangescrum.core.processes import HOST, claim_port, port_is_free
+from orangescrum.core.processes import HOST, claim_port, port_is_free, stop_with_parent
 from orangescrum.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ def notebook(
     process = subprocess.Popen(
         jupyterlab_command(port, open_browser=not no_browser),
         env=env,
-        preexec_fn=_stop_with_this_process,
+        # SIGTERM JupyterLab if this command dies, even by SIGKILL, which it cannot forward.
+        preexec_fn=stop_with_parent,
     )
     try:
         while port_is_free(port):
@@ -192,18 +193,6 @@ def notebook(
         raise
     if returncode != 0:
         raise OrangeScrumError(f"JupyterLab exited with code {returncode}; see its output above.")
-
-
-def _stop_with_this_process() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: SIGTERM JupyterLab when this command dies, even by SIGKILL, which it cannot
-    forward; JupyterLab then shuts its kernels down as on any SIGTERM."""
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def stop_jupyterlab(process: subprocess.Popen[bytes]) -> None:

@@ -38,6 +38,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from pydantic import SecretStr
+
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.settings import Settings
 
@@ -145,15 +147,15 @@ class BrokerSecrets:
         }
 
     def client_config(self, bootstrap: str, user: str) -> dict[str, str]:
-        """librdkafka settings of `user`, as Settings.kafka_client_config() builds them."""
-        return {
-            "bootstrap.servers": bootstrap,
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanism": MECHANISM,
-            "sasl.username": user,
-            "sasl.password": self.password(user),
-            "ssl.ca.location": str(self.ca_file),
+        """librdkafka settings of `user`: Settings.kafka_client_config() of the values in
+        `user`'s env file, so the broker's own clients and `set -a; . <user>.env` agree.
+        model_construct: those values only, not this process's ORANGESCRUM_* environment."""
+        values: dict[str, object] = {
+            name.removeprefix("ORANGESCRUM_").lower(): value
+            for name, value in self.client_env(bootstrap, user).items()
         }
+        values["kafka_sasl_password"] = SecretStr(str(values["kafka_sasl_password"]))
+        return Settings.model_construct(**values).kafka_client_config()
 
     @contextlib.contextmanager
     def scram_arguments(self, passwords: dict[str, str]) -> Iterator[str]:

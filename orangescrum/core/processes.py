@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from types import TracebackType
@@ -49,6 +50,25 @@ def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10) 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def stop_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """`preexec_fn` of a helper process that must not outlive the one that started it.
+
+    Linux: asks the kernel (prctl PR_SET_PDEATHSIG) to send the child SIGTERM when the
+    thread that started it ends, even when that process is killed with SIGKILL and so
+    cannot stop its children itself; the child then shuts down as on any SIGTERM (JupyterLab
+    stops its kernels), so an interrupted command or test run leaves no server behind. Start
+    the child from a thread that outlives it (the main thread, as the CLI and tests do).
+    Elsewhere (no libc.so.6) it does nothing.
+    """
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class ManagedService:

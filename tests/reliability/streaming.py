@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
@@ -38,6 +38,9 @@ from orangescrum.core.contract.schema import SUBJECT, load_schema_text
 from orangescrum.core.settings import Settings
 from orangescrum.health import EVENTS_ROLE, kafka_state, stream_state
 from tests.ingestion.test_serde import FULL_EVENT
+
+if TYPE_CHECKING:  # conftest imports this module
+    from tests.reliability.conftest import RunningStream
 
 START_TIMEOUT = 120
 
@@ -243,6 +246,53 @@ class LiveProducer:
             raise error
 
 
+def good_ticks(serializer: EventSerializer, per_tick: int) -> Tick:
+    """A tick of `per_tick` good events, numbered on from the previous tick's."""
+
+    def tick(number: int) -> list[Outgoing]:
+        return good_messages(serializer, number * per_tick, per_tick)
+
+    return tick
+
+
+def start_traffic_and_stream(
+    settings: Settings,
+    tick: Tick,
+    live_stream: Callable[[Settings], RunningStream],
+    more_ticks: int | None,
+) -> tuple[LiveProducer, RunningStream]:
+    """A live producer of `tick` and a continuous stream (conftest's `live_stream`).
+
+    Tick 0 is produced and flushed before the stream starts, so the stream is up and through
+    a first micro-batch before the rest of the traffic. Then the producer sends `more_ticks`
+    more ticks and flushes them (waited for here), or with None keeps producing until the test
+    stops it.
+    """
+    producer = LiveProducer(settings, tick, ticks_per_run=1)
+    producer.start()
+    producer.wait()
+    stream = live_stream(settings)
+    stream.wait_for_batch()
+    producer.ticks_per_run = more_ticks
+    producer.start()
+    if more_ticks is not None:
+        producer.wait()
+    return producer, stream
+
+
+def stop_when_acknowledged_landed(
+    stream: RunningStream, producer: LiveProducer, settings: Settings
+) -> None:
+    """Until every event Kafka acknowledged is in the lake; then stop the stream, which must
+    still be running."""
+    stream.wait_until(
+        lambda: set(producer.ids) <= {row[0] for row in lake_rows(settings)},
+        "not every acknowledged event landed",
+    )
+    assert stream.alive
+    stream.stop()
+
+
 def stream_env(settings: Settings, max_events_per_batch: int) -> dict[str, str]:
     return dict(os.environ) | {
         "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -336,23 +386,20 @@ def wait_until(
 
 def lake_rows(settings: Settings, columns: str = "event_id") -> list[tuple[Any, ...]]:
     """Rows of the landed events as a plain Parquet reader (DuckDB, no Spark) sees them."""
-    folder = Path(settings.lake.raw_events)
-    if not any(folder.glob("*/*.parquet")):
-        return []
-    with duckdb.connect() as connection:
-        return connection.execute(
-            f"select {columns} from read_parquet('{folder}/*/*.parquet', hive_partitioning = true)"
-        ).fetchall()
+    return _day_folder_rows(Path(settings.lake.raw_events), columns, "hive_partitioning = true")
 
 
 def dead_letter_rows(settings: Settings, columns: str) -> list[tuple[Any, ...]]:
-    folder = Path(settings.lake.dead_letters)
+    return _day_folder_rows(Path(settings.lake.dead_letters), columns)
+
+
+def _day_folder_rows(folder: Path, columns: str, *options: str) -> list[tuple[Any, ...]]:
+    """`columns` of the Parquet files in the day folders under `folder` ([] when none)."""
     if not any(folder.glob("*/*.parquet")):
         return []
+    arguments = ", ".join((f"'{folder}/*/*.parquet'", *options))
     with duckdb.connect() as connection:
-        return connection.execute(
-            f"select {columns} from read_parquet('{folder}/*/*.parquet')"
-        ).fetchall()
+        return connection.execute(f"select {columns} from read_parquet({arguments})").fetchall()
 
 
 def dlq_topic_reasons(settings: Settings) -> dict[str, int]:

@@ -20,7 +20,6 @@ from tests.reliability.conftest import RunningStream
 from tests.reliability.streaming import (
     ALL_BAD_KINDS,
     BAD_REASON,
-    LiveProducer,
     Outgoing,
     assert_exactly_once,
     bad_message,
@@ -30,6 +29,7 @@ from tests.reliability.streaming import (
     good_messages,
     lake_rows,
     serializer_for,
+    start_traffic_and_stream,
 )
 
 pytestmark = pytest.mark.slow
@@ -69,14 +69,7 @@ def test_a_storm_of_bad_messages_is_dead_lettered_and_the_stream_keeps_up(
         rng.shuffle(messages)
         return messages
 
-    producer = LiveProducer(settings, tick, ticks_per_run=1)
-    producer.start()
-    producer.wait()
-    stream = live_stream(settings)
-    stream.wait_for_batch()
-    producer.ticks_per_run = TICKS - 1
-    producer.start()
-    producer.wait()
+    producer, stream = start_traffic_and_stream(settings, tick, live_stream, TICKS - 1)
 
     assert producer.failed == []
     assert producer.bad_by_reason() == EXPECTED_DEAD_LETTERS

@@ -20,12 +20,12 @@ from orangescrum.core.settings import Settings
 from orangescrum.core.topics import create_topics
 from tests.reliability.conftest import RunningStream
 from tests.reliability.streaming import (
-    LiveProducer,
-    Outgoing,
     assert_exactly_once,
-    good_messages,
+    good_ticks,
     lake_rows,
     serializer_for,
+    start_traffic_and_stream,
+    stop_when_acknowledged_landed,
 )
 
 pytestmark = pytest.mark.slow
@@ -55,18 +55,8 @@ def test_a_broker_killed_mid_stream_loses_no_acknowledged_event(
         # The leader of partition 0: its clients must move to another broker.
         victim = topic.partitions[0].leader
 
-        serializer = serializer_for(settings)
-
-        def tick(number: int) -> list[Outgoing]:
-            return good_messages(serializer, number * EVENTS_PER_TICK, EVENTS_PER_TICK)
-
-        producer = LiveProducer(settings, tick, ticks_per_run=1)
-        producer.start()
-        producer.wait()
-        stream = live_stream(settings)
-        stream.wait_for_batch()
-        producer.ticks_per_run = None
-        producer.start()
+        tick = good_ticks(serializer_for(settings), EVENTS_PER_TICK)
+        producer, stream = start_traffic_and_stream(settings, tick, live_stream, None)
         try:
             time.sleep(2)
             cluster.kill(victim)
@@ -81,12 +71,7 @@ def test_a_broker_killed_mid_stream_loses_no_acknowledged_event(
         after_kill = [i for i in producer.ids if int(i[:8]) >= first_after_kill]
         assert len(after_kill) == (producer.ticks - ticks_at_kill) * EVENTS_PER_TICK
         assert len(after_kill) >= TICKS_AFTER_KILL * EVENTS_PER_TICK
-        stream.wait_until(
-            lambda: set(producer.ids) <= {row[0] for row in lake_rows(settings)},
-            "not every acknowledged event landed",
-        )
-        assert stream.alive
-        stream.stop()
+        stop_when_acknowledged_landed(stream, producer, settings)
         assert cluster.exited() == [(victim, -9)]
         moved = admin.list_topics(settings.topic_events, timeout=10).topics[settings.topic_events]
         assert moved.partitions[0].leader != victim

@@ -21,12 +21,12 @@ from orangescrum.core.settings import Settings
 from orangescrum.core.topics import create_topics
 from tests.reliability.conftest import RunningStream
 from tests.reliability.streaming import (
-    LiveProducer,
-    Outgoing,
     assert_exactly_once,
-    good_messages,
+    good_ticks,
     lake_rows,
     serializer_for,
+    start_traffic_and_stream,
+    stop_when_acknowledged_landed,
 )
 
 pytestmark = pytest.mark.slow
@@ -51,18 +51,9 @@ def test_stream_and_producer_ride_out_a_broker_restart(
             }
         )
         create_topics(settings)
-        serializer = serializer_for(settings)
-
-        def tick(number: int) -> list[Outgoing]:
-            return good_messages(serializer, number * EVENTS_PER_TICK, EVENTS_PER_TICK)
-
-        producer = LiveProducer(settings, tick, ticks_per_run=1)
-        producer.start()  # tick 0 before the stream starts, so a first batch runs
-        producer.wait()
-        producer.ticks_per_run = None
-        stream = live_stream(settings)
-        stream.wait_for_batch()  # up and through a first batch
-        producer.start()  # live traffic, the outage in the middle of it
+        tick = good_ticks(serializer_for(settings), EVENTS_PER_TICK)
+        # Live traffic until stopped, the outage in the middle of it.
+        producer, stream = start_traffic_and_stream(settings, tick, live_stream, None)
         try:
             time.sleep(2)
             kafka.stop()
@@ -76,12 +67,7 @@ def test_stream_and_producer_ride_out_a_broker_restart(
             time.sleep(2)
         finally:
             producer.stop()  # flushed: every message acknowledged or failed
-        stream.wait_until(
-            lambda: set(producer.ids) <= {row[0] for row in lake_rows(settings)},
-            "not every acknowledged event landed",
-        )
-        assert stream.alive
-        stream.stop()
+        stop_when_acknowledged_landed(stream, producer, settings)
     finally:
         kafka.stop()
 

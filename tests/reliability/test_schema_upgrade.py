@@ -16,13 +16,13 @@ from orangescrum.core.settings import Settings
 from orangescrum.core.topics import create_topics
 from tests.reliability.conftest import RunningStream
 from tests.reliability.streaming import (
-    LiveProducer,
     Outgoing,
     dead_letter_rows,
     event_id,
     good_messages,
     lake_rows,
     serializer_for,
+    start_traffic_and_stream,
 )
 
 pytestmark = pytest.mark.slow
@@ -50,14 +50,7 @@ def test_v1_and_v2_producers_switched_mid_stream_all_land(
             messages += good_messages(v2, first + PER_VERSION, PER_VERSION, client="mobile")
         return messages
 
-    producer = LiveProducer(settings, tick, ticks_per_run=1)
-    producer.start()
-    producer.wait()
-    stream = live_stream(settings)
-    stream.wait_for_batch()
-    producer.ticks_per_run = TICKS - 1
-    producer.start()
-    producer.wait()
+    producer, stream = start_traffic_and_stream(settings, tick, live_stream, TICKS - 1)
     assert producer.failed == []
 
     expected = {
