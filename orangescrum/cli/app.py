@@ -14,7 +14,7 @@ import click
 import typer
 from typer._click import exceptions as typer_click
 
-from orangescrum.cli import broker, config, schema, simulate, spark, topics, warehouse
+from orangescrum.cli import appdb, broker, config, schema, simulate, spark, topics, warehouse
 from orangescrum.cli.airflow import airflow_app
 from orangescrum.cli.batch import batch_app
 from orangescrum.cli.common import console, load_settings
@@ -37,6 +37,7 @@ app = typer.Typer(
 )
 for sub_app, name in (
     (broker.broker_app, "broker"),
+    (appdb.appdb_app, "appdb"),
     (topics.topics_app, "topics"),
     (simulate.simulate_app, "simulate"),
     (warehouse.warehouse_app, "warehouse"),

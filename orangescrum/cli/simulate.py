@@ -1,4 +1,5 @@
-"""`orangescrum simulate history|live`: simulated OrangeScrum activity into Kafka."""
+"""`orangescrum simulate history|live|app-db`: simulated OrangeScrum activity into Kafka, or
+into the app's own database."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from orangescrum.cli.common import StartDate, as_date, console, load_settings
+from orangescrum.cli.common import StartDate, as_date, console, load_settings, today_utc
 
-simulate_app = typer.Typer(help="Simulate OrangeScrum activity and produce it to Kafka.")
+simulate_app = typer.Typer(
+    help="Simulate OrangeScrum activity and produce it to Kafka (or write it to the app database)."
+)
 
 
 @simulate_app.command("history")
@@ -80,3 +83,59 @@ def simulate_live_command(
             progress=lambda n: progress.advance(task, n),
         )
     console.print(f"delivered {report.delivery.delivered:,}, failed {report.delivery.failed:,}")
+
+
+@simulate_app.command("app-db")
+def simulate_app_db_command(
+    days: Annotated[int, typer.Option(min=1, max=60, help="Days of history.")] = 3,
+    companies: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option()] = 42,
+    start_date: StartDate = None,
+    reset: Annotated[
+        bool, typer.Option(help="Empty the app's tables first (another history is there).")
+    ] = False,
+) -> None:
+    """Write a deterministic history into the OrangeScrum app database, as the app would.
+
+    Inserts, updates and soft deletes of the app's own tables (ORANGESCRUM_APPDB_*), in event
+    order, in transactions; a re-run of the same history resumes or does nothing.
+    """
+    import datetime
+
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from ingestion.simulator import SimulationConfig, simulate_history
+    from orangescrum.core.appdb.apply import apply_history
+    from orangescrum.core.appdb.connection import connect, drop_tables, row_counts
+
+    settings = load_settings()
+    first_day = as_date(start_date) or today_utc() - datetime.timedelta(days=days)
+    # The app writes each event once, when it happens: no late or duplicate hand-offs.
+    config = SimulationConfig(seed=seed, companies=companies, days=days, start_date=first_day)
+    history = f"seed={seed} companies={companies} days={days} start_date={first_day}"
+    connection = connect(settings)
+    try:
+        if reset:
+            drop_tables(connection)
+        with Progress(
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,} events"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(f"applying to {settings.appdb_database}")
+            report = apply_history(
+                connection,
+                (delivery.record for delivery in simulate_history(config)),
+                history,
+                progress=lambda n: progress.advance(task, n),
+            )
+        counts = row_counts(connection)
+    finally:
+        connection.close()
+    console.print(
+        f"applied {report.applied:,} of {report.events:,} events ({report.statements:,} "
+        f"statements; {report.already_applied:,} applied before) to {settings.appdb_database} "
+        f"on {settings.appdb_host}:{settings.appdb_port}"
+    )
+    console.print("  " + ", ".join(f"{table} {rows:,}" for table, rows in counts.items()))

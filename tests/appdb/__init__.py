@@ -1,0 +1,1 @@
+"""The OrangeScrum app database: translation of events, the local MariaDB, simulate app-db."""
