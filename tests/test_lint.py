@@ -1,4 +1,5 @@
-"""`make lint` is part of the contract: ruff and sqlfluff (dbt templater) pass on the repo."""
+"""`make lint` is part of the contract: ruff, the layer contracts, sqlfluff (dbt templater) and
+dbt-score pass on the repo. This is the suite's only sqlfluff run: it lints every model."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
     history marts (dim_*_history) run the same CTEs over a state history's versions to
     re-collapse them once the versions that lasted no time are dropped.
 
-        {%- set user_state_columns = ['company_id', 'user_name', ...] -%}
+        {%- set user_state_columns = ['company_id', 'user_initials', ...] -%}
         {{ config(**orangescrum.state_history_config('user_id')) }}
         with
         events as (...),                 -- import CTE: stg_orangescrum__events

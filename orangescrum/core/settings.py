@@ -7,10 +7,11 @@ folder and a DuckDB warehouse file, so nothing needs to be set to run the demo.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orangescrum import REPO_ROOT
@@ -27,6 +28,11 @@ class LogFormat(StrEnum):
 class WarehouseTarget(StrEnum):
     DEV = "dev"  # DuckDB file
     PROD = "prod"  # BigQuery
+
+
+class AirflowDatabase(StrEnum):
+    SQLITE = "sqlite"  # a file in Airflow's home
+    POSTGRES = "postgres"  # airflow_database_url, or the local PostgreSQL
 
 
 class Settings(BaseSettings):
@@ -78,6 +84,33 @@ class Settings(BaseSettings):
         default=Path("~/.cache/orangescrum/ivy"),
         description="Ivy cache of the JVM jars (Kafka broker, Spark connectors) from Maven "
         "Central; `orangescrum jars fetch` fills it.",
+    )
+
+    # --- OrangeScrum app database (change-data-capture source) -----------------------------
+    appdb_host: str = Field(
+        default="127.0.0.1",
+        description="MariaDB/MySQL host of the OrangeScrum app database (`orangescrum appdb "
+        "start` runs a local one on 127.0.0.1).",
+    )
+    appdb_port: int = Field(
+        default=3307,
+        ge=1,
+        le=65535,
+        description="Its port; 3307, not 3306, so a system MariaDB on the usual port is left "
+        "alone.",
+    )
+    appdb_database: str = Field(default="orangescrum", description="The app's database (schema).")
+    appdb_user: str = Field(default="orangescrum", description="The app's database user.")
+    appdb_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="Its password. Empty: the one `orangescrum appdb start` generated for the "
+        "local server, kept in <data_dir>/appdb/app-user.password (0600).",
+    )
+    appdb_connect_timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="How long a command waits for the app database before it stops with one "
+        "sentence naming the address.",
     )
 
     # --- schema registry ---------------------------------------------------------------------
@@ -165,6 +198,11 @@ class Settings(BaseSettings):
         description="Row access on the marts (prod target): "
         "'company_id=principal[,principal];...'; empty = no row access policy.",
     )
+    pii_salt: SecretStr = Field(
+        default=SecretStr(""),
+        description="Salt of the e-mail hashes in the marts (letters, digits, - and _); "
+        "required by the prod target, empty = unsalted on dev.",
+    )
 
     # --- orchestration -----------------------------------------------------------------------
     dbt_manifest_path: str = Field(
@@ -180,11 +218,35 @@ class Settings(BaseSettings):
         description="Comma-separated recipients of DAG success/failure mails (Airflow SMTP "
         "settings); empty = a log line per notification.",
     )
+    airflow_database: AirflowDatabase = Field(
+        default=AirflowDatabase.SQLITE,
+        description="Airflow's metadata database: sqlite (a file in its home) or postgres "
+        "(airflow_database_url; empty = a local PostgreSQL started in <data_dir>/postgres).",
+    )
+    airflow_database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="SQLAlchemy URL (postgresql+psycopg2://...) of an external PostgreSQL for "
+        "Airflow's metadata, password included; used when airflow_database=postgres.",
+    )
+    airflow_postgres_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the local PostgreSQL (127.0.0.1); 0 = a free one.",
+    )
 
     # --- local services ----------------------------------------------------------------------
     dashboard_port: int = Field(
         default=8501, ge=1, le=65535, description="Port of `orangescrum dashboard` (127.0.0.1)."
     )
+
+    @field_validator("pii_salt")
+    @classmethod
+    def _sql_safe_salt(cls, salt: SecretStr) -> SecretStr:
+        # The salt is spliced into SQL as a literal on DuckDB and BigQuery alike.
+        if not re.fullmatch(r"[A-Za-z0-9_-]*", salt.get_secret_value()):
+            raise ValueError("ORANGESCRUM_PII_SALT may hold only letters, digits, - and _")
+        return salt
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
@@ -225,6 +287,16 @@ class Settings(BaseSettings):
     def kafka_data_dir(self) -> Path:
         """Log dirs, cluster id and ports of the local Kafka broker(s)."""
         return self.data_dir / "kafka"
+
+    @property
+    def appdb_data_dir(self) -> Path:
+        """The local app database: MariaDB's datadir, socket, log and generated password."""
+        return self.data_dir / "appdb"
+
+    @property
+    def airflow_postgres_dir(self) -> Path:
+        """Cluster, log and generated password of the local PostgreSQL Airflow may use."""
+        return self.data_dir / "postgres"
 
     @property
     def log_dir(self) -> Path:
@@ -282,6 +354,7 @@ class Settings(BaseSettings):
             "ORANGESCRUM_BIGQUERY_TOKEN": self.bigquery_token.get_secret_value(),
             "ORANGESCRUM_BIGQUERY_MARTS_READERS": self.bigquery_marts_readers,
             "ORANGESCRUM_BIGQUERY_COMPANY_ANALYSTS": self.bigquery_company_analysts,
+            "ORANGESCRUM_PII_SALT": self.pii_salt.get_secret_value(),
             "ORANGESCRUM_DBT_TARGET": self.dbt_target.value,
             "ORANGESCRUM_DBT_THREADS": str(self.dbt_threads),
             "DBT_PROFILES_DIR": str(self.dbt_profiles_dir),

@@ -98,10 +98,14 @@ def dbt_as_of(
     )
 
 
+# The e-mail hashes in the fixture warehouses are salted with this (ORANGESCRUM_PII_SALT).
+PII_SALT = "fixture-salt"
+
+
 def new_warehouse(root: Path) -> Warehouse:
     """Settings rooted in `root` (lake in root/lake, warehouse in root/warehouse.duckdb)."""
     root.mkdir(parents=True, exist_ok=True)  # DuckDB does not create the file's folder
-    settings = Settings(data_dir=root, _env_file=None)
+    settings = Settings(data_dir=root, pii_salt=PII_SALT, _env_file=None)
     return Warehouse(settings=settings, target_path=root / "dbt_target")
 
 

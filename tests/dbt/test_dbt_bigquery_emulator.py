@@ -32,6 +32,7 @@ from tests.bq_emulator import BigQueryEmulator, emulator_installed, insert_rows
 from tests.dbt.conftest import (
     FIRST_RUN_DATE,
     MARTS,
+    PII_SALT,
     Warehouse,
     dbt_as_of,
     mart_content_sql,
@@ -132,6 +133,7 @@ def emulator_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emu
             dbt_target=WarehouseTarget.PROD,
             gcp_project=PROJECT,
             bigquery_dataset=DATASET,
+            pii_salt=PII_SALT,
             **emulator.settings_overrides(),
         )
         client = emulator.client(PROJECT)

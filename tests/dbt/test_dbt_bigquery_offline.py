@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.settings import Settings, WarehouseTarget
 from orangescrum.warehouse.dbt import run_dbt
+from tests.dbt.conftest import PII_SALT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -61,6 +63,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
         gcp_project=PROJECT,
         gcp_keyfile=str(dummy_service_account_key(root / "key.json")),
         lake_uri=LAKE,
+        pii_salt=PII_SALT,
     )
     target_path = root / "dbt_target"
     run_dbt(
@@ -215,7 +218,7 @@ def test_marts_grant_select_only_to_configured_readers(prod: tuple[Settings, Pat
     readers = settings.model_copy(
         update={"bigquery_marts_readers": f"{READERS}, user:cfo@acme.com"}
     )
-    assert fact_grants(readers) == {"select": [READERS, "user:cfo@acme.com"]}
+    assert fact_grants(readers) == {"roles/bigquery.dataViewer": [READERS, "user:cfo@acme.com"]}
 
 
 def test_row_access_policies_give_each_company_its_rows(prod: tuple[Settings, Path]) -> None:
@@ -256,4 +259,45 @@ def test_a_malformed_company_analysts_setting_names_itself(prod: tuple[Settings,
             "print_row_access_policies",
             "--args",
             "{model_name: fact_activities}",
+        )
+
+
+def test_compiled_staging_hashes_emails_with_the_salt_and_masks_names(
+    prod: tuple[Settings, Path],
+) -> None:
+    _, target_path = prod
+    compiled = (
+        target_path
+        / "compiled"
+        / "orangescrum"
+        / "models"
+        / "staging"
+        / "stg_orangescrum__events.sql"
+    ).read_text()
+    assert (
+        f"to_hex(sha256(concat('{PII_SALT}', lower(trim(user_state.email))))) as user_email_hash"
+        in compiled
+    )
+    assert "upper(left(trim(user_state.name), 1))" in compiled
+    assert "user_state.email as" not in compiled and "user_state.name as" not in compiled
+
+
+def test_prod_refuses_to_build_without_a_pii_salt(
+    prod: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    settings, _ = prod
+    unsalted = settings.model_copy(update={"pii_salt": SecretStr("")})
+    with pytest.raises(OrangeScrumError, match="ORANGESCRUM_PII_SALT is empty"):
+        run_dbt(
+            unsalted,
+            [
+                "compile",
+                "--no-introspect",
+                "--no-populate-cache",
+                "--select",
+                "stg_orangescrum__events",
+                "--vars",
+                OFFLINE_VARS,
+            ],
+            target_path=tmp_path / "dbt_target",
         )

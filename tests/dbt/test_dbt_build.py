@@ -5,13 +5,14 @@ Expected numbers come from the events listed in tests/dbt/lake.py (event numbers
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from datetime import date, datetime
 
 import pytest
 from dbt.cli.main import dbtRunnerResult
 
-from tests.dbt.conftest import MARTS, Warehouse
+from tests.dbt.conftest import MARTS, PII_SALT, Warehouse
 from tests.dbt.lake import EVENTS, event_uuid
 
 pytestmark = pytest.mark.slow
@@ -83,11 +84,42 @@ def test_dim_users_current_state_and_history(built_warehouse: Warehouse) -> None
     # Carol: disabled (29), then removed from project 100 with the same payload (30)
     assert (carol["is_active"], carol["state_version_count"]) == (False, 2)
     assert carol["disabled_at"] == datetime(2024, 3, 7, 17, 0)
-    assert carol["user_email"] == "carol@example.com"
+    # PII is masked in staging: initials, and the salted hash of the e-mail
+    assert carol["user_initials"] == "C. D."  # Carol Diaz
+    salted = (PII_SALT + "carol@example.com").encode()
+    assert carol["user_email_hash"] == hashlib.sha256(salted).hexdigest()
     # 13 only ever logged in (9): an inferred member, key real, attributes unknown
-    assert inferred["is_inferred_member"] and inferred["user_name"] is None
+    assert inferred["is_inferred_member"] and inferred["user_initials"] is None
     assert inferred["last_login_at"] == datetime(2024, 3, 4, 13, 0)
-    assert unknown["is_unknown_member"] and unknown["user_name"] == "Unknown user"
+    assert unknown["is_unknown_member"] and unknown["user_initials"] == "Unknown user"
+
+
+# Anything shaped like an e-mail address: local part, @, domain with a dot.
+EMAIL_SHAPE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+[.][A-Za-z0-9.-]+"
+
+
+def test_no_mart_holds_anything_shaped_like_an_email(built_warehouse: Warehouse) -> None:
+    text_columns = built_warehouse.rows(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'orangescrum_dw_marts' and data_type = 'VARCHAR'"
+    )
+    assert len(text_columns) > 20  # every mart's string columns, not an empty scan
+    leaks = {}
+    for column in text_columns:
+        table, name = column["table_name"], column["column_name"]
+        ((count,),) = built_warehouse.query(
+            f'select count(*) from orangescrum_dw_marts."{table}" '
+            f"""where regexp_matches("{name}", '{EMAIL_SHAPE}')"""
+        )
+        if count:
+            leaks[(table, name)] = count
+    assert leaks == {}
+    # The lake keeps the raw payload: the same scan finds the addresses there.
+    ((raw_addresses,),) = built_warehouse.query(
+        "select count(distinct user_state.email) from orangescrum_dw.raw_events "
+        f"where regexp_matches(user_state.email, '{EMAIL_SHAPE}')"
+    )
+    assert raw_addresses == 3  # Alice, Bob and Carol
 
 
 def test_dim_projects_current_state_members_and_owner(built_warehouse: Warehouse) -> None:

@@ -16,7 +16,7 @@ from pyarrow import fs as pafs
 from orangescrum.core.lake import filesystem_for
 from orangescrum.core.settings import Settings
 from tests.conftest import GCS_BUCKET
-from tests.dbt.conftest import Warehouse
+from tests.dbt.conftest import PII_SALT, Warehouse
 from tests.dbt.lake import write_lake
 
 pytestmark = pytest.mark.slow
@@ -36,6 +36,7 @@ def test_duckdb_builds_the_marts_from_a_gcs_lake(
         data_dir=tmp_path / "data",
         lake_uri=f"gs://{GCS_BUCKET}/prod",
         gcs_endpoint=gcs_endpoint,
+        pii_salt=PII_SALT,  # as the local build it is compared with
         _env_file=None,
     )
     settings.data_dir.mkdir()

@@ -5,8 +5,8 @@
 -#}
 {%- set user_state_columns = [
     'company_id',
-    'user_name',
-    'user_email',
+    'user_initials',
+    'user_email_hash',
     'user_role',
     'user_type',
     'is_user_active',

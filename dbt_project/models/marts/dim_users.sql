@@ -50,8 +50,8 @@ joined as (
     select
         users.user_id,
         coalesce(current_states.company_id, users.first_company_id) as company_id,
-        current_states.user_name,
-        current_states.user_email,
+        current_states.user_initials,
+        current_states.user_email_hash,
         current_states.user_role,
         current_states.user_type,
         current_states.user_timezone,
@@ -83,8 +83,8 @@ unknown_member as (
     select
         cast(-1 as {{ dbt.type_bigint() }}) as user_id,
         cast(null as {{ dbt.type_bigint() }}) as company_id,
-        'Unknown user' as user_name,
-        cast(null as {{ dbt.type_string() }}) as user_email,
+        'Unknown user' as user_initials,
+        cast(null as {{ dbt.type_string() }}) as user_email_hash,
         cast(null as {{ dbt.type_string() }}) as user_role,
         cast(null as {{ dbt.type_string() }}) as user_type,
         cast(null as {{ dbt.type_string() }}) as user_timezone,

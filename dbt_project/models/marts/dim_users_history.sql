@@ -6,8 +6,8 @@
 -#}
 {%- set user_state_columns = [
     'company_id',
-    'user_name',
-    'user_email',
+    'user_initials',
+    'user_email_hash',
     'user_role',
     'user_type',
     'is_user_active',
@@ -54,8 +54,8 @@ final as (
         is_current_version as is_current,
         cast(version_number as {{ dbt.type_bigint() }}) as version_number,
         cast(company_id as {{ dbt.type_bigint() }}) as company_id,
-        user_name,
-        user_email,
+        user_initials,
+        user_email_hash,
         user_role,
         user_type,
         user_timezone,

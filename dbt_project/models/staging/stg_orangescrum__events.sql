@@ -69,8 +69,8 @@ renamed as (
         event_type,
         {{ orangescrum.event_category('event_type') }} as event_category,
         client as client_channel,
-        user_state.name as user_name,
-        user_state.email as user_email,
+        {{ orangescrum.name_initials('user_state.name') }} as user_initials,
+        {{ orangescrum.hash_email('user_state.email') }} as user_email_hash,
         user_state.role as user_role,
         user_state.user_type as user_type,  -- noqa: AL09
         user_state.timezone as user_timezone,
