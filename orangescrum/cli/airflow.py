@@ -7,12 +7,15 @@ imports Airflow, Cosmos or dbt at module level: `orangescrum --help` stays insta
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +24,9 @@ import typer
 from orangescrum.cli.common import console, load_settings
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.processes import HOST, port_is_free
-from orangescrum.core.settings import Settings
+from orangescrum.core.settings import AirflowDatabase, Settings
+
+log = logging.getLogger(__name__)
 
 airflow_app = typer.Typer(
     help="Airflow: the dbt manifest the DAGs render from, and a local Airflow to run them.",
@@ -70,8 +75,52 @@ def manifest() -> None:
     console.print(f"manifest: {destination} ({manifest_models(destination)} models)")
 
 
-def standalone_env(settings: Settings, port: int) -> dict[str, str]:
-    """Environment of a local Airflow: its own home under the data dir, this repo's DAGs."""
+@contextmanager
+def metadata_database(settings: Settings) -> Iterator[str | None]:
+    """SQLAlchemy URL of Airflow's metadata database for the block; None: Airflow's SQLite.
+
+    ORANGESCRUM_AIRFLOW_DATABASE=postgres with no URL starts the local PostgreSQL
+    (orangescrum/core/postgres.py) for the block and stops it after.
+    """
+    url = settings.airflow_database_url.get_secret_value().strip()
+    if settings.airflow_database is AirflowDatabase.SQLITE:
+        if url:
+            raise OrangeScrumError(
+                "ORANGESCRUM_AIRFLOW_DATABASE_URL is set but ORANGESCRUM_AIRFLOW_DATABASE is "
+                "sqlite: set the latter to postgres to use that database, or unset the URL."
+            )
+        yield None
+        return
+    if url:
+        if not url.startswith("postgresql"):
+            raise OrangeScrumError(
+                "ORANGESCRUM_AIRFLOW_DATABASE_URL must be a PostgreSQL URL "
+                "(postgresql+psycopg2://...), since ORANGESCRUM_AIRFLOW_DATABASE is postgres."
+            )
+        yield url
+        return
+    from orangescrum.core.postgres import LocalPostgres
+
+    with LocalPostgres(
+        settings.airflow_postgres_dir, port=settings.airflow_postgres_port or None
+    ) as postgres:
+        yield postgres.url
+
+
+def describe_database(url: str | None) -> str:
+    """Where the metadata lives, for people: no password."""
+    if url is None:
+        return "SQLite"
+    from sqlalchemy.engine import make_url
+
+    return f"PostgreSQL {make_url(url).render_as_string(hide_password=True)}"
+
+
+def standalone_env(
+    settings: Settings, port: int, database_url: str | None = None
+) -> dict[str, str]:
+    """Environment of a local Airflow: its own home under the data dir, this repo's DAGs, and
+    `database_url` as its metadata database (None: SQLite in its home)."""
     from orangescrum.airflow_support import DAGS_FOLDER
 
     home = settings.data_dir / "airflow"
@@ -82,7 +131,7 @@ def standalone_env(settings: Settings, port: int) -> dict[str, str]:
     path = os.pathsep.join(
         [str(wrapper_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
     )
-    return os.environ | {
+    env = os.environ | {
         "PATH": path,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -101,6 +150,15 @@ def standalone_env(settings: Settings, port: int) -> dict[str, str]:
         # Tasks run in other working directories: pin the (resolved) data dir for them.
         "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
     }
+    return env | database_env(database_url)
+
+
+def database_env(database_url: str | None) -> dict[str, str]:
+    """Airflow's metadata database settings for `database_url` (None: its SQLite default).
+
+    Airflow derives the async engine it also opens on PostgreSQL (asyncpg, pinned) from it.
+    """
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url} if database_url else {}
 
 
 def _component_wrapper(home: Path) -> Path:
@@ -148,14 +206,11 @@ def standalone(
     """Run Airflow locally on 127.0.0.1 (scheduler, DAG processor, API server, triggerer).
 
     Its home is <data_dir>/airflow; the DAGs are this repository's dags/. New DAGs start
-    paused: unpause them in the UI. Ctrl-C stops every component.
+    paused: unpause them in the UI. Ctrl-C stops every component. The metadata database is
+    SQLite unless ORANGESCRUM_AIRFLOW_DATABASE=postgres (then the local PostgreSQL runs while
+    Airflow does, or ORANGESCRUM_AIRFLOW_DATABASE_URL is used).
     """
-    from orangescrum.airflow_support import (
-        DUCKDB_POOL,
-        DUCKDB_POOL_DESCRIPTION,
-        manifest_path,
-        require_manifest,
-    )
+    from orangescrum.airflow_support import manifest_path, require_manifest
 
     settings = load_settings()
     require_manifest(manifest_path())
@@ -163,10 +218,19 @@ def standalone(
         raise OrangeScrumError(
             f"Port {port} on {HOST} is already in use; stop what listens there or pass --port."
         )
-    env = standalone_env(settings, port)
+    with metadata_database(settings) as database_url:
+        _run_standalone(settings, port, database_url)
+
+
+def _run_standalone(settings: Settings, port: int, database_url: str | None) -> None:
+    from orangescrum.airflow_support import DUCKDB_POOL, DUCKDB_POOL_DESCRIPTION
+
+    env = standalone_env(settings, port, database_url)
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    console.print(f"Airflow home {home}: migrating its database...")
+    console.print(
+        f"Airflow home {home}: migrating its database ({describe_database(database_url)})..."
+    )
     _airflow("db", "migrate", env=env)
     _airflow("pools", "set", DUCKDB_POOL, "1", DUCKDB_POOL_DESCRIPTION, env=env)
     console.print(

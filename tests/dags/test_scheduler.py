@@ -5,6 +5,11 @@ with 32 slots) runs the real dags/ on a copy of the ingested warehouse. The dbt 
 through the REST API, with a selection that fans out: after stg_orangescrum__events.test, three
 models are ready at once, so only the pool and max_active_tasks keep them apart. The task
 instances' own start/end times must never overlap.
+
+The metadata database is the local PostgreSQL (ORANGESCRUM_AIRFLOW_DATABASE=postgres), as in
+production: the pool's slot accounting runs on PostgreSQL's row locks. SQLite, the default, is
+the metadata database of every `dag.test()` run (test_dag_runs.py); this minute-long run is not
+repeated on it.
 """
 
 from __future__ import annotations
@@ -16,19 +21,22 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg2
 import pytest
 
 from orangescrum import airflow_support as support
+from orangescrum.core.postgres import HOST, ROLE, LocalPostgres
 from orangescrum.core.processes import free_port
 from tests.dags.conftest import DagRunResult, Pipeline
 
@@ -52,6 +60,7 @@ class Api:
     log: Path  # the standalone's output, shown when a wait times out
     pid: int = 0  # the `orangescrum airflow standalone` process
     token: str = ""
+    database: dict[str, Any] = field(default_factory=dict)  # psycopg2.connect() keywords
 
     def listening_beyond_loopback(self) -> list[str]:
         """Sockets of the standalone's process tree that listen on other than 127.0.0.1/::1."""
@@ -108,15 +117,31 @@ def copy_warehouse(pipeline: Pipeline, target: Path) -> Path:
 
 
 @pytest.fixture
-def standalone(pipeline: Pipeline, ingest_run: DagRunResult, tmp_path: Path) -> Iterator[Api]:
-    """`orangescrum airflow standalone` on free ports; stopped (SIGTERM) after the test."""
+def state_dir() -> Iterator[Path]:
+    """Outside pytest's tmp_path: under root PostgreSQL runs as `postgres`, which cannot
+    enter /tmp/pytest-of-root (0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="orangescrum-scheduler-tests-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def standalone(
+    pipeline: Pipeline, ingest_run: DagRunResult, tmp_path: Path, state_dir: Path
+) -> Iterator[Api]:
+    """`orangescrum airflow standalone` on free ports with its metadata in the local
+    PostgreSQL; stopped (SIGTERM) after the test, PostgreSQL with it."""
     assert ingest_run.state == "success", ingest_run
-    data_dir = copy_warehouse(pipeline, tmp_path / "state")
+    data_dir = copy_warehouse(pipeline, state_dir / "state")
     port = free_port()
+    database_port = free_port()
     env = {
         **pipeline.env,
         "ORANGESCRUM_DATA_DIR": str(data_dir),
         "ORANGESCRUM_DBT_SELECT": SELECTION,
+        "ORANGESCRUM_AIRFLOW_DATABASE": "postgres",
+        "ORANGESCRUM_AIRFLOW_POSTGRES_PORT": str(database_port),
         # Airflow's log servers default to 8793/8794: keep parallel runs from colliding.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
@@ -133,6 +158,7 @@ def standalone(pipeline: Pipeline, ingest_run: DagRunResult, tmp_path: Path) -> 
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+    database = LocalPostgres(data_dir / "postgres")
     api = Api(f"http://127.0.0.1:{port}", log, process.pid)
     try:
         password_file = data_dir / "airflow" / "simple_auth_manager_passwords.json.generated"
@@ -150,9 +176,20 @@ def standalone(pipeline: Pipeline, ingest_run: DagRunResult, tmp_path: Path) -> 
             STARTUP_TIMEOUT,
             log,
         )
+        api.database = {
+            "host": HOST,
+            "port": database_port,
+            "user": ROLE,
+            "password": database.password,
+            "dbname": "airflow",
+        }
         yield api
     finally:
         stop(process)
+    # The CLI stopped its PostgreSQL cleanly (a fast shutdown removes the lock file), and
+    # Airflow kept no SQLite database beside it.
+    assert not (database.data_dir / "postmaster.pid").exists(), log.read_text()[-4000:]
+    assert not (data_dir / "airflow" / "airflow.db").exists()
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -223,5 +260,11 @@ def test_duckdb_writers_never_overlap_under_a_real_scheduler(standalone: Api) ->
     )
     for (_, previous_end, previous), (start, _, current) in itertools.pairwise(intervals):
         assert start >= previous_end, f"{current} started at {start} before {previous} ended"
-    # Every component (API server, scheduler, triggerer, their log servers) stays on loopback.
+    # Every component (API server, scheduler, triggerer, their log servers, PostgreSQL) stays
+    # on loopback.
     assert api.listening_beyond_loopback() == []
+    # The run is recorded in PostgreSQL, not in a SQLite file in Airflow's home.
+    with psycopg2.connect(**api.database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT state FROM dag_run WHERE run_id = %s", (run_id,))
+        assert cursor.fetchall() == [("success",)]
+    connection.close()
