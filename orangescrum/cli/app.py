@@ -18,6 +18,7 @@ from orangescrum.cli import appdb, broker, config, schema, simulate, spark, topi
 from orangescrum.cli.airflow import airflow_app
 from orangescrum.cli.batch import batch_app
 from orangescrum.cli.common import console, load_settings
+from orangescrum.cli.connect import connect_app
 from orangescrum.cli.dashboard import dashboard
 from orangescrum.cli.demo import demo
 from orangescrum.cli.maintenance import maintenance_app
@@ -38,6 +39,7 @@ app = typer.Typer(
 for sub_app, name in (
     (broker.broker_app, "broker"),
     (appdb.appdb_app, "appdb"),
+    (connect_app, "connect"),
     (topics.topics_app, "topics"),
     (simulate.simulate_app, "simulate"),
     (warehouse.warehouse_app, "warehouse"),

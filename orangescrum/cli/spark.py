@@ -9,7 +9,9 @@ import typer
 
 from orangescrum.cli.common import console, load_settings
 
-jars_app = typer.Typer(help="JVM jars from Maven Central (Kafka broker, Spark connectors).")
+jars_app = typer.Typer(
+    help="JVM jars from Maven Central (Kafka broker, Kafka Connect + Debezium, Spark connectors)."
+)
 spark_app = typer.Typer(help="Spark helpers.")
 
 

@@ -1,4 +1,4 @@
-"""JVM dependencies (the Kafka broker, Spark's Kafka and Avro connectors) from Maven Central.
+"""JVM dependencies (Kafka broker, Kafka Connect + Debezium, Spark connectors) from Maven Central.
 
 They are resolved with the Apache Ivy jar that pyspark's wheel ships, so a machine needs
 Python and Java but no Maven. Top-level coordinates are pinned here; Maven Central's POMs
@@ -34,10 +34,13 @@ class Module:
     organisation: str
     name: str
     revision: str
+    # A Maven classifier ("shaded"): that one artifact, without the POM's dependencies.
+    classifier: str = ""
 
     @property
     def coordinate(self) -> str:
-        return f"{self.organisation}:{self.name}:{self.revision}"
+        suffix = f":jar:{self.classifier}" if self.classifier else ""
+        return f"{self.organisation}:{self.name}:{self.revision}{suffix}"
 
 
 # The broker, and the SLF4J binding that sends its logs to log4j2 (Kafka's distribution
@@ -46,6 +49,25 @@ KAFKA_BROKER_MODULES = (
     Module("org.apache.kafka", f"kafka_{SCALA_BINARY_VERSION}", KAFKA_VERSION),
     Module("org.apache.logging.log4j", "log4j-slf4j-impl", "2.25.5"),
 )
+# Kafka Connect and Debezium's MariaDB connector on one classpath (the connector's own jars
+# sit beside the runtime's; no plugin.path isolation is needed for a single plugin).
+# Connect stays on 4.3: Debezium 3.5 fails on 4.4's runtime (a Sanitizer class it uses moved);
+# a 4.3 worker talks to the 4.4 broker. Debezium's MySQL connector refuses MariaDB, so it is
+# the MariaDB one. Debezium asks for Jackson's jsr310 module 2.19 while Connect brings
+# jackson-databind 2.21: pinning the module to 2.21 keeps one Jackson version.
+CONNECT_VERSION = "4.3.0"
+DEBEZIUM_VERSION = "3.5.0.Final"
+KAFKA_CONNECT_MODULES = (
+    Module("org.apache.kafka", "connect-runtime", CONNECT_VERSION),
+    Module("org.apache.kafka", "connect-json", CONNECT_VERSION),
+    Module("io.debezium", "debezium-connector-mariadb", DEBEZIUM_VERSION),
+    Module("com.fasterxml.jackson.datatype", "jackson-datatype-jsr310", "2.21.2"),
+    Module("org.apache.logging.log4j", "log4j-slf4j-impl", "2.25.5"),
+)
+# Google's Cloud Storage connector, the release Dataproc's 3.0 images ship with Spark 4.1 and
+# Hadoop 3.5 (image 3.0.2; pyspark 4.2's wheel carries Hadoop 3.5.0 too). The shaded jar bundles
+# its Google client libraries under a private package, so they cannot clash with Spark's.
+GCS_CONNECTOR = Module("com.google.cloud.bigdataoss", "gcs-connector", "4.0.4", classifier="shaded")
 # pyspark's wheel already carries these (same versions); a second copy on the classpath
 # only risks conflicts.
 SPARK_PACKAGE_EXCLUDES = (
@@ -94,18 +116,28 @@ def ivy_jar() -> Path:
     return jars[-1]
 
 
-def _ivy_file(modules: tuple[Module, ...], excludes: tuple[str, ...]) -> str:
-    dependencies = "\n".join(
+def _dependency(m: Module) -> str:
+    head = (
         f"    <dependency org={quoteattr(m.organisation)} name={quoteattr(m.name)} "
-        f'rev={quoteattr(m.revision)} conf="default->default"/>'
-        for m in modules
+        f'rev={quoteattr(m.revision)} conf="default->default"'
     )
+    if not m.classifier:
+        return head + "/>"
+    # A shaded jar already holds what the POM lists, so nothing transitive comes with it.
+    return (
+        f'{head} transitive="false">\n      <artifact name={quoteattr(m.name)} type="jar" '
+        f'ext="jar" m:classifier={quoteattr(m.classifier)}/>\n    </dependency>'
+    )
+
+
+def _ivy_file(modules: tuple[Module, ...], excludes: tuple[str, ...]) -> str:
+    dependencies = "\n".join(_dependency(m) for m in modules)
     exclusions = "\n".join(
         f"    <exclude org={quoteattr(org)} module={quoteattr(name)}/>"
         for org, name in (exclude.split(":") for exclude in excludes)
     )
     return (
-        '<ivy-module version="2.0">\n'
+        '<ivy-module version="2.0" xmlns:m="http://ant.apache.org/ivy/maven">\n'
         '  <info organisation="orangescrum" module="jvm-dependencies"/>\n'
         '  <configurations><conf name="default"/></configurations>\n'
         f"  <dependencies>\n{dependencies}\n{exclusions}\n  </dependencies>\n"
@@ -164,14 +196,26 @@ def kafka_classpath(cache_dir: Path) -> list[Path]:
     return resolve(KAFKA_BROKER_MODULES, cache_dir, "kafka-broker")
 
 
+def connect_classpath(cache_dir: Path) -> list[Path]:
+    """Kafka Connect's worker with Debezium's MariaDB connector (orangescrum/core/connect.py)."""
+    return resolve(KAFKA_CONNECT_MODULES, cache_dir, "kafka-connect")
+
+
 def spark_connector_jars(cache_dir: Path) -> list[Path]:
     """Jars for `spark.jars`; the same as `--packages` with the coordinates of spark_modules()."""
     return resolve(spark_modules(), cache_dir, "spark-connectors", SPARK_PACKAGE_EXCLUDES)
+
+
+def gcs_connector_jars(cache_dir: Path) -> list[Path]:
+    """Google's Cloud Storage connector for Hadoop: Spark's gs:// filesystem (spark.jars)."""
+    return resolve((GCS_CONNECTOR,), cache_dir, "gcs-connector")
 
 
 def fetch_all(cache_dir: Path) -> dict[str, int]:
     """Download every JVM dependency the project runs (set-up); jar counts by use."""
     return {
         "kafka-broker": len(kafka_classpath(cache_dir)),
+        "kafka-connect": len(connect_classpath(cache_dir)),
         "spark-connectors": len(spark_connector_jars(cache_dir)),
+        "gcs-connector": len(gcs_connector_jars(cache_dir)),
     }

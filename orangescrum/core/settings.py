@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     )
     jar_cache_dir: Path = Field(
         default=Path("~/.cache/orangescrum/ivy"),
-        description="Ivy cache of the JVM jars (Kafka broker, Spark connectors) from Maven "
-        "Central; `orangescrum jars fetch` fills it.",
+        description="Ivy cache of the JVM jars (Kafka broker, Kafka Connect, Spark connectors) "
+        "from Maven Central; `orangescrum jars fetch` fills it.",
     )
 
     # --- OrangeScrum app database (change-data-capture source) -----------------------------
@@ -111,6 +111,27 @@ class Settings(BaseSettings):
         ge=1,
         description="How long a command waits for the app database before it stops with one "
         "sentence naming the address.",
+    )
+    appdb_cdc_user: str = Field(
+        default="debezium",
+        description="The user Debezium reads the binlog as (replication and SELECT grants; "
+        "`orangescrum appdb start` creates it locally).",
+    )
+    appdb_cdc_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="Its password. Empty: the one `orangescrum appdb start` generated, kept in "
+        "<data_dir>/appdb/debezium.password (0600).",
+    )
+    connect_rest_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="REST port of `orangescrum connect start` (127.0.0.1); 0 = a free one.",
+    )
+    connect_topic_prefix: str = Field(
+        default="orangescrum-appdb",
+        description="Debezium's topic prefix: change events of table T go to "
+        "<prefix>.<appdb_database>.T.",
     )
 
     # --- schema registry ---------------------------------------------------------------------
@@ -292,6 +313,11 @@ class Settings(BaseSettings):
     def appdb_data_dir(self) -> Path:
         """The local app database: MariaDB's datadir, socket, log and generated password."""
         return self.data_dir / "appdb"
+
+    @property
+    def connect_data_dir(self) -> Path:
+        """The local Kafka Connect worker: its settings, log and the connector's secret."""
+        return self.data_dir / "connect"
 
     @property
     def airflow_postgres_dir(self) -> Path:

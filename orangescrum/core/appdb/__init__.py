@@ -4,9 +4,10 @@ Modules, by job: ``server`` (the local MariaDB, a managed process: datadir under
 <data_dir>/appdb, 127.0.0.1 only, binlog in ROW format for change-data capture),
 ``connection`` (the application user's connection, its password, the schema), ``translate``
 (one ActivityEvent -> the app's SQL, pure), ``apply`` (a history into the database, in order,
-in transactions, resumable). ``schema.sql`` holds the DDL. It sits in the base layer because
-the broker does too, and because it needs nothing but the event contract; the CLI feeds it the
-simulator's events.
+in transactions, resumable). ``schema.sql`` holds the DDL, ``debezium-mariadb.json`` the
+Debezium connector's config (orangescrum/core/connect.py fills it in and runs it). It sits in
+the base layer because the broker does too, and because it needs nothing but the event
+contract; the CLI feeds it the simulator's events.
 
 The tables and columns are the app's (OrangeScrum's database.sql), reduced to what the simulated
 activity fills and the marts need:

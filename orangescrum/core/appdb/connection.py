@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_FILE: Final = Path(__file__).resolve().parent / "schema.sql"
 PASSWORD_FILE_NAME: Final = "app-user.password"
+CDC_PASSWORD_FILE_NAME: Final = "debezium.password"
 # The app's tables, in the order schema.sql creates them.
 APP_TABLES: Final = (
     "companies",
@@ -63,6 +64,36 @@ def app_password(settings: Settings, *, generate: bool = False) -> str:
             "No password for the app database: set ORANGESCRUM_APPDB_PASSWORD, or start the "
             "local one with `orangescrum appdb start`, which generates it."
         )
+    return _generate(path)
+
+
+def cdc_password_file(settings: Settings) -> Path:
+    return settings.appdb_data_dir / CDC_PASSWORD_FILE_NAME
+
+
+def cdc_password(settings: Settings, *, generate: bool = False) -> str:
+    """ORANGESCRUM_APPDB_CDC_PASSWORD (Debezium's user), else the local server's generated one.
+
+    A user of its own rather than the app's: it needs replication grants on the whole server,
+    and the app user must not get them.
+    """
+    configured = settings.appdb_cdc_password.get_secret_value()
+    if configured:
+        return configured
+    path = cdc_password_file(settings)
+    if path.is_file():
+        return path.read_text().strip()
+    if not generate:
+        raise OrangeScrumError(
+            f"No password for the app database's change-data-capture user "
+            f"{settings.appdb_cdc_user!r}: set ORANGESCRUM_APPDB_CDC_PASSWORD, or start the "
+            "local database with `orangescrum appdb start`, which creates the user."
+        )
+    return _generate(path)
+
+
+def _generate(path: Path) -> str:
+    """A new random password in a 0600 file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(24)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

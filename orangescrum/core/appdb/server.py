@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 import pymysql
 
-from orangescrum.core.appdb.connection import app_password, ensure_schema
+from orangescrum.core.appdb.connection import app_password, cdc_password, ensure_schema
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.processes import HOST, ManagedService, claim_port, stop_process
 
@@ -56,11 +56,20 @@ class LocalMariaDB(ManagedService):
     """mariadbd on 127.0.0.1:`port` with its datadir in `directory`; stopped on exit.
 
     The first start initialises the datadir; every start (re)creates the database, the
-    application user with `password`, and the app's tables (all idempotent).
+    application user with `password`, the app's tables, and, given `cdc_password`, the user
+    Debezium reads the binlog as (all idempotent).
     """
 
     def __init__(
-        self, directory: Path, *, port: int, database: str, user: str, password: str
+        self,
+        directory: Path,
+        *,
+        port: int,
+        database: str,
+        user: str,
+        password: str,
+        cdc_user: str = "debezium",
+        cdc_password: str = "",
     ) -> None:
         self.directory = directory
         self.requested_port = port
@@ -68,6 +77,8 @@ class LocalMariaDB(ManagedService):
         self.database = database
         self.user = user
         self._password = password
+        self.cdc_user = cdc_user
+        self._cdc_password = cdc_password
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -81,6 +92,8 @@ class LocalMariaDB(ManagedService):
             database=settings.appdb_database,
             user=settings.appdb_user,
             password=app_password(settings, generate=True),
+            cdc_user=settings.appdb_cdc_user,
+            cdc_password=cdc_password(settings, generate=True),
         )
 
     # --- layout ---------------------------------------------------------------------------
@@ -231,10 +244,25 @@ class LocalMariaDB(ManagedService):
                 cursor.execute("CREATE USER IF NOT EXISTS %s@%s", account)
                 cursor.execute("ALTER USER %s@%s IDENTIFIED BY %s", (*account, self._password))
                 cursor.execute(f"GRANT ALL PRIVILEGES ON `{self.database}`.* TO %s@%s", account)
+                if self._cdc_password:
+                    self._create_cdc_user(cursor)
             connection.select_db(self.database)
             ensure_schema(connection)
         finally:
             connection.close()
+
+    def _create_cdc_user(self, cursor: pymysql.cursors.Cursor) -> None:
+        """Debezium's user: what its MariaDB connector documents, and no more. The binlog and
+        RELOAD (FLUSH TABLES WITH READ LOCK, for a consistent snapshot) are server-wide;
+        reading rows and LOCK TABLES (its fallback) only in the app's database."""
+        account = (self.cdc_user, HOST)
+        cursor.execute("CREATE USER IF NOT EXISTS %s@%s", account)
+        cursor.execute("ALTER USER %s@%s IDENTIFIED BY %s", (*account, self._cdc_password))
+        cursor.execute(
+            "GRANT RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO %s@%s",
+            account,
+        )
+        cursor.execute(f"GRANT SELECT, LOCK TABLES ON `{self.database}`.* TO %s@%s", account)
 
 
 def running_pid(directory: Path) -> int | None:
