@@ -27,13 +27,14 @@ MARTS = (
     "fact_activities",
     "fact_time_entries",
     "agg_daily_metrics",
+    "agg_daily_company_metrics",
     "dim_users_history",
     "dim_projects_history",
     "dim_tasks_history",
 )
 # Incremental marts carry loaded_at, the time of the dbt run that wrote each row: equal
 # tables are compared without it.
-INCREMENTAL_MARTS = ("fact_activities", "agg_daily_metrics")
+INCREMENTAL_MARTS = ("fact_activities", "agg_daily_metrics", "agg_daily_company_metrics")
 
 
 def mart_content_sql(mart: str, relation: str, exclude_keyword: str = "exclude") -> str:

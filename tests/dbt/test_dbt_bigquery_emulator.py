@@ -193,7 +193,7 @@ def test_build_runs_every_model_test_and_unit_test_on_bigquery(
     ]
     assert result.success, "\n".join(problems)
     by_type = Counter(r.node.resource_type for r in result.result.results)
-    assert by_type["model"] == 22  # 3 staging, 8 intermediate, 11 marts
+    assert by_type["model"] == 23  # 3 staging, 8 intermediate, 12 marts
     assert by_type["unit_test"] >= 8
     assert by_type["test"] >= 80
     marts = [

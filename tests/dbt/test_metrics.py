@@ -59,6 +59,40 @@ def test_active_users_are_distinct_at_every_grain(built_warehouse: Warehouse) ->
     assert summed > week_users
 
 
+def test_company_day_mart_equals_the_active_users_metric(built_warehouse: Warehouse) -> None:
+    # For BI tools without the semantic layer: the mart's company-day distinct users are the
+    # metric's, and a day's users are the sum over its companies.
+    rows = query_metrics(
+        built_warehouse.settings,
+        ["active_users"],
+        ["metric_time__day", "company"],
+        where=["{{ Entity('user') }} <> -1"],
+    )
+    from_metric = {
+        (row["metric_time__day"][:10], int(row["company"])): int(row["active_users"])
+        for row in rows
+    }
+    from_mart = {
+        (day.isoformat(), company): users
+        for day, company, users in built_warehouse.query(
+            "select activity_date, company_id, active_user_count "
+            "from orangescrum_dw_marts.agg_daily_company_metrics"
+        )
+    }
+    assert from_mart == from_metric
+    assert len(from_mart) > 3
+    day_totals = built_warehouse.query(
+        f"""
+        select activity_date, count(distinct user_id) from {FACT}
+        where user_id <> -1 group by 1
+        except
+        select activity_date, sum(active_user_count)
+        from orangescrum_dw_marts.agg_daily_company_metrics group by 1
+        """
+    )
+    assert day_totals == []
+
+
 def test_counts_hours_and_cycle_time_equal_sql_on_the_marts(built_warehouse: Warehouse) -> None:
     rows = query_metrics(
         built_warehouse.settings,
