@@ -7,6 +7,7 @@ its users' env files, and nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -255,6 +256,51 @@ def test_spark_reads_through_sasl_ssl_and_dead_letters_as_the_stream_user(
             [f"{stream.lake.metrics}/*.parquet"],
         ).fetchone()
     assert batches == totals.batches and with_lag == batches  # its lag probe got offsets too
+
+
+def _cli_json(env: dict[str, str], data_dir: Path, *args: str) -> dict:
+    """`orangescrum <args> --json` with only `env`'s ORANGESCRUM_* settings."""
+    result = subprocess.run(
+        [sys.executable, "-m", "orangescrum", *args, "--json"],
+        env=_command_env(data_dir) | env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_topics_peek_dlq_and_status_work_through_sasl_ssl(
+    secured: SecuredBroker, tmp_path: Path
+) -> None:
+    admin_env = secured.env("admin")
+    admin = settings_from_env(admin_env, tmp_path)
+    produce_events(settings_from_env(secured.env("producer"), tmp_path), 5, first=20_000)
+    events_end = sum(end_offsets(admin, EVENTS).values())
+    dead_letters_end = sum(end_offsets(admin, DEAD_LETTERS).values())
+
+    listed = {t["name"]: t for t in _cli_json(admin_env, tmp_path, "topics", "list")["topics"]}
+    assert listed[EVENTS]["messages"] == events_end
+    assert listed[DEAD_LETTERS]["messages"] == dead_letters_end
+
+    peeked = _cli_json(admin_env, tmp_path, "topics", "peek", EVENTS, "--count", "3")
+    assert len(peeked["messages"]) == 3
+    assert all(m["record"] and m["record"]["event_id"] for m in peeked["messages"])
+
+    dlq = _cli_json(admin_env, tmp_path, "topics", "dlq")
+    assert dlq["total"] == dead_letters_end
+    assert sum(dlq["reasons"].values()) == dead_letters_end
+
+    status = _cli_json(admin_env, tmp_path, "status")
+    assert (status["kafka"]["state"], status["kafka"]["bootstrap"]) == (
+        "reachable",
+        secured.bootstrap,
+    )
+    by_name = {topic["name"]: topic for topic in status["kafka"]["topics"]}
+    assert by_name[EVENTS]["messages"] == events_end
 
 
 def test_a_wrong_password_is_one_sentence_naming_the_password_setting(
