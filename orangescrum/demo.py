@@ -26,8 +26,9 @@ from rich.table import Table
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON
 from ingestion.feed import ProduceReport, produce_history
 from ingestion.simulator import SimulationConfig
-from orangescrum.core.broker import LocalKafka
+from orangescrum.core.broker import LocalKafka, broker_data_dir
 from orangescrum.core.errors import OrangeScrumError
+from orangescrum.core.kafka_security import Security
 from orangescrum.core.monitoring import read_metrics
 from orangescrum.core.processes import HOST, free_port, port_is_free, stop_process
 from orangescrum.core.settings import Settings
@@ -86,6 +87,7 @@ class DemoOptions:
     duplicate_rate: float = 0.01
     bad_per_kind: int = 2
     start_date: date | None = None  # None: the `days` days ending yesterday (UTC)
+    security: Security = Security.PLAINTEXT  # SASL_SSL: every client logs in as its role's user
 
 
 @dataclass
@@ -95,6 +97,29 @@ class DemoResult:
     warehouse: WarehouseCounts
     problems: list[str] = field(default_factory=list)
     broker: LocalKafka | None = None  # still running: run_demo(..., keep_broker=True)
+
+
+@dataclass(frozen=True)
+class DemoClients:
+    """The settings each part of the demo reaches Kafka with. On a secured broker each is its
+    role's user, held to that role's ACLs (topics as admin, the history as producer, the
+    stream and its dead letters as stream); on a PLAINTEXT broker all three are the same."""
+
+    admin: Settings
+    producer: Settings
+    stream: Settings
+
+
+def demo_clients(settings: Settings, broker: LocalKafka) -> DemoClients:
+    local = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})
+    if broker.secrets is None:
+        return DemoClients(local, local, local)
+    secrets = broker.secrets
+
+    def as_user(user: str) -> Settings:
+        return secrets.user_settings(local, broker.bootstrap, user)
+
+    return DemoClients(as_user("admin"), as_user("producer"), as_user("stream"))
 
 
 def reset_workspace(settings: Settings) -> None:
@@ -150,12 +175,20 @@ def run_demo(
     console.rule("OrangeScrum Analytics demo")
     console.print(f"[1/{total_steps}] Clean workspace in {settings.data_dir}")
     reset_workspace(settings)
-    broker = LocalKafka(settings.kafka_data_dir, settings.jar_cache_dir)
-    console.print(f"[2/{total_steps}] Apache Kafka (KRaft, local) on {broker.bootstrap}")
+    broker = LocalKafka(
+        broker_data_dir(settings, 1, options.security),
+        settings.jar_cache_dir,
+        security=options.security,
+        events_topic=settings.topic_events,
+        dead_letter_topic=settings.topic_dead_letter,
+    )
+    secured = "" if options.security is Security.PLAINTEXT else ", SASL_SSL with one user per role"
+    console.print(f"[2/{total_steps}] Apache Kafka (KRaft, local{secured}) on {broker.bootstrap}")
     broker.start()
     try:
-        settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})
-        produced, streamed = _produce_and_stream(settings, options, console, broker, total_steps)
+        clients = demo_clients(settings, broker)
+        settings = clients.admin
+        produced, streamed = _produce_and_stream(clients, options, console, broker, total_steps)
         if not keep_broker:
             broker.stop()
         console.print(f"[5/{total_steps}] raw_events in DuckDB over the lake")
@@ -182,13 +215,14 @@ def run_demo(
 
 
 def _produce_and_stream(
-    settings: Settings,
+    clients: DemoClients,
     options: DemoOptions,
     console: Console,
     broker: LocalKafka,
     total_steps: int,
 ) -> tuple[ProduceReport, StreamTotals]:
     """Fresh topics, the simulated history on them, then one AvailableNow run of the stream."""
+    settings = clients.admin
     topics = [settings.topic_events, settings.topic_dead_letter]
     delete_topics(settings, topics)
     create_topics(settings)
@@ -220,7 +254,7 @@ def _produce_and_stream(
     ):
         task = progress.add_task("producing", total=None)
         produced = produce_history(
-            settings,
+            clients.producer,
             config,
             dict.fromkeys(BAD_KINDS, options.bad_per_kind),
             progress=lambda n: progress.advance(task, n),
@@ -253,10 +287,10 @@ def _produce_and_stream(
             progress.update(task, completed=state.read, description=state.describe())
 
         with (
-            spark_session(settings, "orangescrum-demo") as spark,
-            _watching_the_stream(settings, spark, state, show),
+            spark_session(clients.stream, "orangescrum-demo") as spark,
+            _watching_the_stream(clients.stream, spark, state, show),
         ):
-            streamed = run_stream(spark, settings, available_now=True)
+            streamed = run_stream(spark, clients.stream, available_now=True)
     batches = "micro-batch" if streamed.batches == 1 else "micro-batches"
     console.print(
         f"      read {streamed.rows_in:,} messages in {streamed.batches} {batches} "

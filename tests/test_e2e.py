@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import pytest
 from rich.console import Console
 
+from orangescrum.core.kafka_security import Security
 from orangescrum.demo import DemoOptions, run_demo
 from orangescrum.warehouse.load import model_schema
 from tests.conftest import last_weeks_monday
@@ -44,11 +47,18 @@ def test_every_produced_event_reaches_fact_activities_exactly_once(settings) -> 
     assert result.streamed.rows_dead_lettered == 6
 
 
-def test_demo_twice_gives_the_same_counts(settings) -> None:
+def test_demo_twice_gives_the_same_counts_plaintext_then_sasl_ssl(settings) -> None:
     options = DemoOptions(
-        days=1, companies=1, seed=11, bad_per_kind=0, start_date=last_weeks_monday()
+        days=1, companies=1, seed=11, bad_per_kind=1, start_date=last_weeks_monday()
     )
     first = run_demo(settings, options, Console(quiet=True))
-    second = run_demo(settings, options, Console(quiet=True))
+    # The second run goes through a secured broker: topics as admin, the history as the
+    # producer user, the stream and its dead letters as the stream user (their ACLs allow
+    # nothing else), and reconciles to the same counts.
+    secured = replace(options, security=Security.SASL_SSL)
+    second = run_demo(settings, secured, Console(quiet=True))
+    assert second.problems == []
     assert second.warehouse == first.warehouse
     assert second.produced.event_ids == first.produced.event_ids
+    assert second.streamed.dead_letter_reasons == first.streamed.dead_letter_reasons
+    assert (settings.data_dir / "kafka-sasl-ssl" / "security" / "ca.pem").is_file()

@@ -14,17 +14,8 @@ from orangescrum.core.kafka_security import Security
 
 if TYPE_CHECKING:
     from orangescrum.core.broker import LocalKafka
-    from orangescrum.core.settings import Settings
 
 broker_app = typer.Typer(help="The local Apache Kafka broker (or a three-broker cluster).")
-
-
-def broker_data_dir(settings: Settings, brokers: int, security: Security) -> Path:
-    """One data dir per shape: a cluster keeps its node count and its security for life."""
-    name = "kafka" if security is Security.PLAINTEXT else "kafka-sasl-ssl"
-    if brokers == 1 and security is Security.PLAINTEXT:
-        return settings.kafka_data_dir
-    return settings.data_dir / (name if brokers == 1 else f"{name}-{brokers}")
 
 
 @broker_app.command("start")
@@ -51,7 +42,7 @@ def broker_start(
     ] = Security.PLAINTEXT,
 ) -> None:
     """Run Apache Kafka (KRaft) in the foreground until Ctrl-C; its data stays in the data dir."""
-    from orangescrum.core.broker import LocalKafka
+    from orangescrum.core.broker import LocalKafka, broker_data_dir
 
     settings = load_settings()
     data_dir = broker_data_dir(settings, brokers, security)

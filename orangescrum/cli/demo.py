@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from orangescrum.cli.common import StartDate, as_date, console, load_settings
+from orangescrum.core.kafka_security import Security
 
 # orangescrum.demo's DemoOptions default (that module loads Spark, so the CLI imports it only
 # when the command runs; a test keeps the two equal).
@@ -34,6 +35,14 @@ def demo(
         int, typer.Option(min=0, help="Bad messages of each kind to mix in.")
     ] = 2,
     start_date: StartDate = None,
+    security: Annotated[
+        Security,
+        typer.Option(
+            case_sensitive=False,
+            help="sasl_ssl: run the demo's broker secured (TLS, SCRAM-SHA-512 users, ACLs); "
+            "topics, producer and stream each log in as their own user.",
+        ),
+    ] = Security.PLAINTEXT,
     keep_running: Annotated[
         bool,
         typer.Option(
@@ -56,6 +65,7 @@ def demo(
             companies=companies,
             bad_per_kind=bad_per_kind,
             start_date=as_date(start_date),
+            security=security,
         ),
         console,
         keep_broker=keep_running,

@@ -421,6 +421,14 @@ def _launch(java_binary: str, classpath: str, node: Node) -> subprocess.Popen[by
         return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
 
 
+def broker_data_dir(settings: Settings, brokers: int, security: Security) -> Path:
+    """One data dir per shape: a cluster keeps its node count and its security for life."""
+    name = "kafka" if security is Security.PLAINTEXT else "kafka-sasl-ssl"
+    if brokers == 1 and security is Security.PLAINTEXT:
+        return settings.kafka_data_dir
+    return settings.data_dir / (name if brokers == 1 else f"{name}-{brokers}")
+
+
 def require_broker(settings: Settings) -> None:
     """The configured cluster answers these settings' client (security included), or one
     sentence on what to fix: the address, the password, the CA, the protocol."""

@@ -146,6 +146,15 @@ class BrokerSecrets:
             "ORANGESCRUM_KAFKA_SSL_CA_LOCATION": str(self.ca_file),
         }
 
+    def user_settings(self, settings: Settings, bootstrap: str, user: str) -> Settings:
+        """`settings` with `user`'s client values in place of its ORANGESCRUM_KAFKA_* ones."""
+        update: dict[str, object] = {
+            name.removeprefix("ORANGESCRUM_").lower(): value
+            for name, value in self.client_env(bootstrap, user).items()
+        }
+        update["kafka_sasl_password"] = SecretStr(str(update["kafka_sasl_password"]))
+        return settings.model_copy(update=update)
+
     def client_config(self, bootstrap: str, user: str) -> dict[str, str]:
         """librdkafka settings of `user`: Settings.kafka_client_config() of the values in
         `user`'s env file, so the broker's own clients and `set -a; . <user>.env` agree.
