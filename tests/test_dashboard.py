@@ -6,18 +6,21 @@ contracts (read from _marts__models.yml), so a renamed mart column breaks these 
 Rows (company 1: Apollo 10, Borealis 20; company 2: Cosmos 30; -1 is "No project"; user -1
 is the unknown member). fact_activities:
 
-    day    proj  events (user)                                            hours
-    03-04   10   e1 task_created (11), e2 task_commented (12),            e3: 2.0 billable
+    day    proj  events (user, task)                                      hours
+    03-04   10   e1 task_created (11, 101), e2 task_commented (12, 101),  e3: 2.0 billable
                  e3 time_logged (11)
     03-04   -1   e4 user_logged_in (-1)
-    03-05   10   e5 task_status_changed (11), e6 timer_stopped (13)       e6: 0.5 non-billable
-    03-05   20   e7 task_status_changed (12)
-    03-06   10   e8 task_status_changed (11), e9 time_logged (11)         e9: 0.5 billable
-    03-06   30   e10 task_created (21), e11 time_logged (21)              e11: 4.0 non-billable
+    03-05   10   e5 task_status_changed (11, 101), e6 timer_stopped (13)  e6: 0.5 non-billable
+    03-05   20   e7 task_status_changed (12, 201)
+    03-06   10   e8 task_status_changed (11, 102), e9 time_logged (11)    e9: 0.5 billable
+    03-06   30   e10 task_created (21, 301), e11 time_logged (21)         e11: 4.0 non-billable
 
 agg_daily_metrics holds the same days, plus closings and daily cycle-time medians:
 10 closes 1 task on 03-05 (median 10 h) and 1 on 03-06 (median 20 h), 20 closes 1 on 03-05
 (median 30 h). Hours are sums of binary-exact values, so they compare exactly.
+
+The KPIs are compiled by MetricFlow from a semantic manifest that `orangescrum dashboard`'s own
+`dbt parse` writes once per session (the project's real metrics), and run on this warehouse.
 
 The demo's console output (its default length, the Spark step's status line, the explained
 reconciliation) is tested here too, on known reports: what the person at the terminal reads.
@@ -32,6 +35,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -48,12 +52,19 @@ from typer.testing import CliRunner
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON
 from ingestion.feed import ProduceReport
 from orangescrum import REPO_ROOT
+from orangescrum.cli import dashboard as dashboard_command
 from orangescrum.cli import demo as demo_command
-from orangescrum.cli.dashboard import APP_PATH, dashboard, streamlit_command
+from orangescrum.cli.dashboard import (
+    APP_PATH,
+    dashboard,
+    semantic_manifest_target,
+    streamlit_command,
+    write_semantic_manifest,
+)
 from orangescrum.core.monitoring import METRICS_SCHEMA
 from orangescrum.core.settings import Settings
 from orangescrum.dashboard import app as dashboard_app
-from orangescrum.dashboard import queries
+from orangescrum.dashboard import queries, semantic
 from orangescrum.dashboard.queries import Filters, WarehouseNotReadyError
 from orangescrum.demo import (
     DemoOptions,
@@ -80,18 +91,19 @@ PROJECTS = [  # project_id, company_id, project_name
     (30, 2, "Cosmos"),
 ]
 USERS = [(-1, None), (11, 1), (12, 1), (13, 1), (21, 2)]  # user_id, company_id
-FACT = [  # event_id, event_type, event_category, company, user, project, day, hours, billable
-    ("e1", "task_created", "task", 1, 11, 10, DAY_1, None, None),
-    ("e2", "task_commented", "task", 1, 12, 10, DAY_1, None, None),
-    ("e3", "time_logged", "time", 1, 11, 10, DAY_1, 2.0, True),
-    ("e4", "user_logged_in", "user", 1, -1, -1, DAY_1, None, None),
-    ("e5", "task_status_changed", "task", 1, 11, 10, DAY_2, None, None),
-    ("e6", "timer_stopped", "time", 1, 13, 10, DAY_2, 0.5, False),
-    ("e7", "task_status_changed", "task", 1, 12, 20, DAY_2, None, None),
-    ("e8", "task_status_changed", "task", 1, 11, 10, DAY_3, None, None),
-    ("e9", "time_logged", "time", 1, 11, 10, DAY_3, 0.5, True),
-    ("e10", "task_created", "task", 2, 21, 30, DAY_3, None, None),
-    ("e11", "time_logged", "time", 2, 21, 30, DAY_3, 4.0, False),
+FACT = [  # event_id, event_type, event_category, company, user, project, task, day, hours,
+    # billable
+    ("e1", "task_created", "task", 1, 11, 10, 101, DAY_1, None, None),
+    ("e2", "task_commented", "task", 1, 12, 10, 101, DAY_1, None, None),
+    ("e3", "time_logged", "time", 1, 11, 10, None, DAY_1, 2.0, True),
+    ("e4", "user_logged_in", "user", 1, -1, -1, None, DAY_1, None, None),
+    ("e5", "task_status_changed", "task", 1, 11, 10, 101, DAY_2, None, None),
+    ("e6", "timer_stopped", "time", 1, 13, 10, None, DAY_2, 0.5, False),
+    ("e7", "task_status_changed", "task", 1, 12, 20, 201, DAY_2, None, None),
+    ("e8", "task_status_changed", "task", 1, 11, 10, 102, DAY_3, None, None),
+    ("e9", "time_logged", "time", 1, 11, 10, None, DAY_3, 0.5, True),
+    ("e10", "task_created", "task", 2, 21, 30, 301, DAY_3, None, None),
+    ("e11", "time_logged", "time", 2, 21, 30, None, DAY_3, 4.0, False),
 ]
 AGG = [  # day, company, project, events, users, created, closed, comments, billable,
     # non-billable, median cycle time
@@ -143,7 +155,7 @@ def build_warehouse(path: Path, marts: tuple[str, ...] = queries.REQUIRED_MARTS)
         insert(
             connection,
             "fact_activities",
-            "event_id, event_type, event_category, company_id, user_id, project_id, "
+            "event_id, event_type, event_category, company_id, user_id, project_id, task_id, "
             "activity_date, logged_hours, is_billable",
             FACT,
         )
@@ -174,6 +186,24 @@ def shift_days(path: Path, days: int) -> None:
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Path:
     return build_warehouse(tmp_path / "warehouse.duckdb")
+
+
+@pytest.fixture(scope="session")
+def semantic_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A data dir whose dashboard target folder holds a fresh semantic manifest."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("semantic"), _env_file=None)
+    write_semantic_manifest(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def semantic_manifest(semantic_settings: Settings) -> Path:
+    return semantic_manifest_target(semantic_settings) / semantic.MANIFEST_NAME
+
+
+@pytest.fixture(scope="session")
+def metric_compiler(semantic_manifest: Path) -> semantic.MetricCompiler:
+    return semantic.MetricCompiler.from_file(semantic_manifest)
 
 
 @pytest.fixture
@@ -218,8 +248,13 @@ def days(*values: dt.date) -> list[pd.Timestamp]:
         ),
     ],
 )
-def test_kpis(connection: duckdb.DuckDBPyConnection, filters: Filters, expected: tuple) -> None:
-    row = queries.kpis(connection, filters).to_dict("records")
+def test_kpis(
+    connection: duckdb.DuckDBPyConnection,
+    metric_compiler: semantic.MetricCompiler,
+    filters: Filters,
+    expected: tuple,
+) -> None:
+    row = queries.kpis(connection, filters, metric_compiler).to_dict("records")
     assert row == [
         dict(
             zip(
@@ -236,6 +271,71 @@ def test_kpis(connection: duckdb.DuckDBPyConnection, filters: Filters, expected:
             )
         )
     ]
+
+
+def test_kpis_run_on_a_warehouse_of_any_file_name(
+    tmp_path: Path, metric_compiler: semantic.MetricCompiler
+) -> None:
+    # dbt-duckdb names the manifest's database after the parsed file ("warehouse"): the
+    # compiled SQL names schema and table only, so any file's default database answers.
+    sql = queries.kpi_sql(metric_compiler, EVERYTHING)
+    assert '"orangescrum_dw_marts"."fact_activities"' in sql
+    assert '"warehouse".' not in sql
+    path = build_warehouse(tmp_path / "elsewhere.duckdb")
+    with queries.open_warehouse(path) as connection:
+        [row] = queries.kpis(connection, EVERYTHING, metric_compiler).to_dict("records")
+    assert row["event_count"] == 11
+
+
+def test_missing_semantic_manifest_is_one_sentence(tmp_path: Path) -> None:
+    absent = tmp_path / "semantic_manifest.json"
+    with pytest.raises(semantic.SemanticLayerNotReadyError) as raised:
+        semantic.MetricCompiler.from_file(absent)
+    message = str(raised.value)
+    assert message == (
+        f"No semantic manifest at {absent}, so the KPIs cannot be computed from the semantic "
+        f"layer's metrics: {semantic.MANIFEST_HINT}."
+    )
+    assert "\n" not in message
+
+
+def test_unreadable_semantic_manifest_is_one_sentence(tmp_path: Path) -> None:
+    broken = tmp_path / "semantic_manifest.json"
+    broken.write_text('{"semantic_models": "not a list"}')
+    with pytest.raises(semantic.SemanticLayerNotReadyError) as raised:
+        semantic.MetricCompiler.from_file(broken)
+    message = str(raised.value)
+    assert message.startswith(f"MetricFlow cannot read the semantic manifest {broken} (")
+    assert message.endswith(f"{semantic.MANIFEST_HINT}.")
+    assert "\n" not in message
+
+
+def test_filters_become_where_constraints_of_dates_and_integers() -> None:
+    assert semantic.filter_constraints(DAY_1, DAY_3, 1, -1) == [
+        "{{ TimeDimension('metric_time', 'day') }} between '2024-03-04' and '2024-03-06'",
+        "{{ Entity('company') }} = 1",
+        "{{ Entity('project') }} = -1",
+    ]
+    assert semantic.known_user_constraint(-1) == "{{ Entity('user') }} <> -1"
+    # Rendered into SQL, so nothing but a date or an integer gets there.
+    for bad in (
+        {"company_id": "1 or 1=1"},
+        {"project_id": 1.5},
+        {"company_id": True},
+        {"start_date": "2024-03-04"},
+        {"end_date": dt.datetime(2024, 3, 6, 12)},
+    ):
+        arguments: dict[str, Any] = {"start_date": DAY_1, "end_date": DAY_3} | bad
+        with pytest.raises(TypeError):
+            semantic.filter_constraints(**arguments)
+
+
+def test_manifest_file_is_the_commands_else_dbt_projects(settings: Settings) -> None:
+    configured = settings.model_copy(update={"dashboard_semantic_manifest": "/x/m.json"})
+    assert semantic.manifest_file(configured) == Path("/x/m.json")
+    assert semantic.manifest_file(settings) == (
+        REPO_ROOT / "dbt_project" / "target" / "semantic_manifest.json"
+    )
 
 
 def test_daily_activity_has_every_day_and_distinct_users_per_day(
@@ -469,8 +569,9 @@ def test_throughput_bars_are_grouped_per_date_and_today_is_pale() -> None:
 
 # --- the Streamlit page -------------------------------------------------------------------------
 @pytest.fixture
-def page(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def page(warehouse: Path, semantic_manifest: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("ORANGESCRUM_DUCKDB_PATH", str(warehouse))
+    monkeypatch.setenv("ORANGESCRUM_DASHBOARD_SEMANTIC_MANIFEST", str(semantic_manifest))
     return AppTest.from_file(str(APP_PATH), default_timeout=30)
 
 
@@ -520,6 +621,12 @@ def test_page_shows_a_rebuilt_warehouse(page: AppTest, warehouse: Path) -> None:
     page.run()
     assert metrics(page)["Events"] == "11"
     with duckdb.connect(str(warehouse)) as writer:  # a rebuild: one more event on 03-04
+        insert(
+            writer,
+            "fact_activities",
+            "event_id, event_type, company_id, user_id, project_id, activity_date",
+            [("e12", "task_viewed", 1, 12, 10, DAY_1)],
+        )
         writer.execute(
             f"update {queries.MARTS_SCHEMA}.agg_daily_metrics set event_count = event_count + 1 "
             "where activity_date = '2024-03-04' and project_id = 10"
@@ -528,6 +635,19 @@ def test_page_shows_a_rebuilt_warehouse(page: AppTest, warehouse: Path) -> None:
     os.utime(warehouse, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     page.run()
     assert metrics(page)["Events"] == "12"
+
+
+def test_page_without_semantic_manifest_says_how_to_write_it(
+    page: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absent = tmp_path / "target" / "semantic_manifest.json"
+    monkeypatch.setenv("ORANGESCRUM_DASHBOARD_SEMANTIC_MANIFEST", str(absent))
+    page.run()
+    assert not page.exception
+    [error] = page.error
+    assert error.value.startswith(f"No semantic manifest at {absent}")
+    assert "`orangescrum dashboard` writes it (dbt parse)" in error.value
+    assert not page.metric
 
 
 def test_page_without_warehouse_explains_what_to_run(
@@ -558,10 +678,13 @@ def test_page_draws_daily_lines_with_points_on_date_axes(page: AppTest) -> None:
     assert "Shaded: weekends." in [caption.value for caption in page.caption]
 
 
-def test_page_marks_today_as_partial(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_marks_today_as_partial(
+    warehouse: Path, semantic_manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     today = dt.datetime.now(dt.UTC).date()
     shift_days(warehouse, (today - DAY_3).days)  # the last day of the marts is today
     monkeypatch.setenv("ORANGESCRUM_DUCKDB_PATH", str(warehouse))
+    monkeypatch.setenv("ORANGESCRUM_DASHBOARD_SEMANTIC_MANIFEST", str(semantic_manifest))
     page = AppTest.from_file(str(APP_PATH), default_timeout=30).run()
     assert not page.exception
     assert metrics(page)["Events"] == "11"  # the same marts, only later
@@ -629,6 +752,37 @@ def test_command_refuses_a_missing_warehouse(
     result = CliRunner().invoke(cli, ["--port", "8600"])
     assert isinstance(result.exception, WarehouseNotReadyError)
     assert str(tmp_path / "warehouse.duckdb") in str(result.exception)
+
+
+def test_command_parses_the_project_and_names_the_manifest_to_streamlit(
+    warehouse: Path, semantic_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[dict[str, str]] = []
+
+    class Streamlit:
+        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+            started.append(env)
+
+        def wait(self) -> int:
+            return 0
+
+    manifest = semantic_manifest_target(semantic_settings) / semantic.MANIFEST_NAME
+    manifest.unlink()  # the command must write it again
+    # The session's data dir: dbt parses it again partially, in seconds.
+    monkeypatch.setenv("ORANGESCRUM_DATA_DIR", str(semantic_settings.data_dir))
+    monkeypatch.setenv("ORANGESCRUM_DUCKDB_PATH", str(warehouse))
+    monkeypatch.setattr(dashboard_command, "port_is_free", lambda port: True)
+    monkeypatch.setattr(
+        dashboard_command, "subprocess", SimpleNamespace(Popen=Streamlit, TimeoutExpired=None)
+    )
+    cli = typer.Typer()
+    cli.command()(dashboard)
+    result = CliRunner().invoke(cli, ["--port", "8600"])
+    assert result.exit_code == 0, result.output
+    [env] = started
+    assert env["ORANGESCRUM_DASHBOARD_SEMANTIC_MANIFEST"] == str(manifest)
+    assert env["ORANGESCRUM_DUCKDB_PATH"] == str(warehouse)
+    semantic.MetricCompiler.from_file(manifest)  # MetricFlow reads what dbt wrote
 
 
 # --- the demo's console output -------------------------------------------------------------------

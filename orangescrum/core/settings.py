@@ -260,6 +260,11 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(
         default=8501, ge=1, le=65535, description="Port of `orangescrum dashboard` (127.0.0.1)."
     )
+    dashboard_semantic_manifest: str = Field(
+        default="",
+        description="semantic_manifest.json the dashboard compiles its KPIs from; empty = "
+        "dbt_project/target's (`orangescrum dashboard` writes a fresh one and sets this).",
+    )
 
     @field_validator("pii_salt")
     @classmethod

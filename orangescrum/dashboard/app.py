@@ -4,8 +4,11 @@ Two pages (st.navigation): "Activity", the marts (this module), and "Pipeline he
 (health_page.py: consumer lag, micro-batches, dead letters, freshness, the last dbt run).
 Served by `orangescrum dashboard` (`streamlit run` of this file); the warehouse is
 `load_settings().duckdb_file` (ORANGESCRUM_DUCKDB_PATH or <ORANGESCRUM_DATA_DIR>/warehouse.duckdb).
-Query results are cached per warehouse version (the file's modification time), so the page
-shows fresh data on the next interaction or reload after a rebuild.
+The KPIs are the semantic layer's metrics, compiled by MetricFlow from the semantic manifest
+(semantic.py; `orangescrum dashboard` writes a fresh one and names it in
+ORANGESCRUM_DASHBOARD_SEMANTIC_MANIFEST). Query results are cached per warehouse and manifest
+version (the files' modification times), so the page shows fresh data on the next interaction
+or reload after a rebuild.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import streamlit as st
 
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.settings import load_settings
-from orangescrum.dashboard import queries
+from orangescrum.dashboard import queries, semantic
 
+# The panels computed with their own SQL on the marts (the KPIs come from the semantic layer).
 PANELS: dict[str, Callable[..., pd.DataFrame]] = {
-    "kpis": queries.kpis,
     "daily_activity": queries.daily_activity,
     "task_throughput": queries.task_throughput,
     "hours_by_project": queries.hours_by_project,
@@ -78,6 +81,11 @@ DAILY_METRICS_COLUMNS = {
 }
 
 
+def file_version(path: Path) -> int:
+    """Modification time (ns) of a file, 0 when it is missing."""
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
 def warehouse_version(path: Path) -> int:
     """Latest modification time (ns) of the DuckDB file and its WAL: changes on every rebuild."""
     stamps = [
@@ -95,10 +103,27 @@ def load_choices(path: str, version: int) -> tuple[tuple[dt.date, dt.date] | Non
         return queries.date_bounds(connection), queries.project_choices(connection)
 
 
+# One MetricFlow engine per manifest version, shared by every session: building one takes a
+# while, and a new manifest (a changed metric) gets its own.
+@st.cache_resource(show_spinner="Loading the semantic layer...", max_entries=4)
+def load_metric_compiler(manifest: str, manifest_version: int) -> semantic.MetricCompiler:
+    return semantic.MetricCompiler.from_file(Path(manifest))
+
+
+# `_metrics` is not hashed: `manifest` and `manifest_version` stand for it in the cache key.
 @st.cache_data(show_spinner="Querying the warehouse...", max_entries=128)
-def load_panels(path: str, version: int, filters: queries.Filters) -> dict[str, pd.DataFrame]:
+def load_panels(
+    path: str,
+    version: int,
+    filters: queries.Filters,
+    manifest: str,
+    manifest_version: int,
+    _metrics: semantic.MetricCompiler,
+) -> dict[str, pd.DataFrame]:
     with queries.open_warehouse(Path(path)) as connection:
-        return {name: query(connection, filters) for name, query in PANELS.items()}
+        return {"kpis": queries.kpis(connection, filters, _metrics)} | {
+            name: query(connection, filters) for name, query in PANELS.items()
+        }
 
 
 def company_label(company_id: int | None) -> str:
@@ -440,10 +465,12 @@ def daily_metrics_table(frame: pd.DataFrame, filters: queries.Filters) -> None:
 def main() -> None:
     st.title("OrangeScrum activity")
     try:
-        path = load_settings().duckdb_file
+        settings = load_settings()
     except OrangeScrumError as error:
         st.error(str(error))
         st.stop()
+    path = settings.duckdb_file
+    manifest = semantic.manifest_file(settings)
     version = warehouse_version(path)
     try:
         bounds, choices = load_choices(str(path), version)
@@ -451,14 +478,16 @@ def main() -> None:
             st.warning(f"The marts in {path} are empty: {queries.BUILD_HINT}.")
             st.stop()
         filters = sidebar_filters(bounds, choices)
-        panels = load_panels(str(path), version, filters)
-    except queries.WarehouseNotReadyError as error:
+        manifest_version = file_version(manifest)
+        metrics = load_metric_compiler(str(manifest), manifest_version)
+        panels = load_panels(str(path), version, filters, str(manifest), manifest_version, metrics)
+    except (queries.WarehouseNotReadyError, semantic.SemanticLayerNotReadyError) as error:
         st.error(str(error))
         st.stop()
     built = dt.datetime.fromtimestamp(version / 1e9).strftime("%Y-%m-%d %H:%M:%S")
     st.caption(
         f"{filters.start_date:%Y-%m-%d} to {filters.end_date:%Y-%m-%d} · warehouse {path} "
-        f"(built {built}) · marts: {queries.MARTS_SCHEMA}"
+        f"(built {built}) · marts: {queries.MARTS_SCHEMA} · KPIs: the semantic layer's metrics"
     )
     kpi_row(panels["kpis"])
     today = today_utc()

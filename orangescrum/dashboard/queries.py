@@ -2,11 +2,17 @@
 
 Only the marts of the `local_activity_dashboard` exposure are read (schema
 `orangescrum_dw_marts`), with the columns their contracts promise
-(dbt_project/models/marts/_marts__models.yml). Additive measures (events, tasks, hours) come
-from `agg_daily_metrics`; distinct users and event types need the grain of `fact_activities`;
-`dim_dates` gives every day of the range a row, `dim_projects` the project names.
+(dbt_project/models/marts/_marts__models.yml).
 
-No Streamlit here: the functions are tested on a tiny DuckDB file (tests/test_dashboard.py).
+The KPI row (`kpis`) is not written here: it is the semantic layer's metrics, as MetricFlow
+compiles them (semantic.py), run on the same connection, so it equals `orangescrum metrics
+query` for the same filters. The other panels have their own SQL: additive measures (events,
+tasks, hours) come from `agg_daily_metrics`; distinct users and event types need the grain of
+`fact_activities`; `dim_dates` gives every day of the range a row, `dim_projects` the project
+names.
+
+No Streamlit here: the functions are tested on a tiny DuckDB file (tests/test_dashboard.py),
+the KPIs also against `mf query` on a dbt-built warehouse (tests/dbt/test_dashboard_metrics.py).
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ import duckdb
 import pandas as pd
 
 from orangescrum.core.errors import OrangeScrumError
+from orangescrum.dashboard.semantic import (
+    MetricCompiler,
+    filter_constraints,
+    known_user_constraint,
+)
 
 MARTS_SCHEMA = "orangescrum_dw_marts"
 REQUIRED_MARTS = ("agg_daily_metrics", "fact_activities", "dim_users", "dim_projects", "dim_dates")
@@ -144,47 +155,63 @@ def project_choices(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 # --- panels -------------------------------------------------------------------------------------
-def kpis(connection: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    """One row over the whole range.
+# KPI column -> the semantic layer's metric it shows (dbt_project/models/marts/_marts__metrics.yml).
+KPI_METRICS = {
+    "event_count": "events",
+    "tasks_created_count": "tasks_created",
+    "tasks_closed_count": "tasks_closed",
+    "billable_hours": "billable_hours_logged",
+    "non_billable_hours": "non_billable_hours_logged",
+}
+USER_KPI = ("active_user_count", "active_users")
+KPI_COLUMNS = (
+    "event_count",
+    "active_user_count",
+    "tasks_created_count",
+    "tasks_closed_count",
+    "billable_hours",
+    "non_billable_hours",
+)
+KPI_HOURS = ("billable_hours", "non_billable_hours")
 
-    event_count, tasks_created_count, tasks_closed_count (closing transitions: a task
-    reopened and closed again counts twice), billable_hours, non_billable_hours: sums of
-    agg_daily_metrics. active_user_count: distinct acting users in fact_activities (a user
-    active on several days or projects counts once; the unknown member not at all).
+
+def kpi_sql(metrics: MetricCompiler, filters: Filters) -> str:
+    """The KPI row's SQL: the metrics as MetricFlow compiles them, under the filters.
+
+    Two compiled queries: the unknown member is excluded from active users only (its events
+    still count as events). The outer select only names, types and zero-fills their results.
     """
-    return _frame(
-        connection,
-        f"""
-        with metrics as (
-            select
-                coalesce(sum(event_count), 0) as event_count,
-                coalesce(sum(tasks_created_count), 0) as tasks_created_count,
-                coalesce(sum(tasks_closed_count), 0) as tasks_closed_count,
-                coalesce(sum(billable_hours_logged), 0) as billable_hours,
-                coalesce(sum(non_billable_hours_logged), 0) as non_billable_hours
-            from {AGG}
-            where {FILTERED}
-        ),
-
-        users as (
-            select count(distinct user_id) as active_user_count
-            from {FACT}
-            where {FILTERED} and user_id <> $unknown_user_id
-        )
-
-        select
-            cast(metrics.event_count as bigint) as event_count,
-            users.active_user_count,
-            cast(metrics.tasks_created_count as bigint) as tasks_created_count,
-            cast(metrics.tasks_closed_count as bigint) as tasks_closed_count,
-            cast(metrics.billable_hours as double) as billable_hours,
-            cast(metrics.non_billable_hours as double) as non_billable_hours
-        from metrics
-        cross join users
-        """,
-        filters,
-        unknown_user_id=UNKNOWN_USER_ID,
+    where = filter_constraints(
+        filters.start_date, filters.end_date, filters.company_id, filters.project_id
     )
+    counts = metrics.sql(list(KPI_METRICS.values()), where)
+    users = metrics.sql([USER_KPI[1]], [*where, known_user_constraint(UNKNOWN_USER_ID)])
+    columns = {**KPI_METRICS, USER_KPI[0]: USER_KPI[1]}
+    selected = ",\n    ".join(
+        f"cast(coalesce({columns[column]}, 0) as "
+        f"{'double' if column in KPI_HOURS else 'bigint'}) as {column}"
+        for column in KPI_COLUMNS
+    )
+    # The compiled queries end with line comments: each closes on its own line.
+    return (
+        f"with kpi_counts as (\n{counts}\n),\n\nkpi_users as (\n{users}\n)\n\n"
+        f"select\n    {selected}\nfrom kpi_counts\ncross join kpi_users"
+    )
+
+
+def kpis(
+    connection: duckdb.DuckDBPyConnection, filters: Filters, metrics: MetricCompiler
+) -> pd.DataFrame:
+    """One row over the whole range: event_count, active_user_count, tasks_created_count,
+    tasks_closed_count, billable_hours, non_billable_hours.
+
+    The semantic layer's metrics (events, active_users, tasks_created, tasks_closed,
+    billable_hours_logged, non_billable_hours_logged), as `orangescrum metrics query` computes
+    them with the same filters: active users are distinct over the range (a user active on
+    several days or projects counts once; the unknown member not at all), tasks closed are
+    closing transitions (a task reopened and closed again counts twice). 0 when none.
+    """
+    return connection.execute(kpi_sql(metrics, filters)).df()
 
 
 def daily_activity(connection: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
