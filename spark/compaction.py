@@ -14,6 +14,7 @@ in. A `_compaction.json` manifest beside the data records which raw files it cov
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -226,7 +227,10 @@ def move_tree(filesystem: pafs.FileSystem, source: str, target: str) -> list[str
     if filesystem.get_file_info(source).type == pafs.FileType.Directory and not _files(
         filesystem, source
     ):
-        filesystem.delete_dir(source)
+        # On GCS a folder is only its marker objects (Hadoop's connector writes them); one
+        # already gone leaves nothing to delete.
+        with contextlib.suppress(FileNotFoundError):
+            filesystem.delete_dir(source)
     return moved
 
 

@@ -12,15 +12,69 @@ from py4j.protocol import Py4JError
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from orangescrum.core.jars import java, spark_connector_jars
+from orangescrum.core.jars import gcs_connector_jars, java, spark_connector_jars
 from orangescrum.core.settings import Settings
 
 LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
+GCS_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem"
+GCS_ABSTRACT_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS"
+MIB = 1024 * 1024
+# Hadoop 3.5's core-default.xml has defaults for Hadoop's own gs:// module (not in pyspark's
+# wheel) written with unit suffixes ("64m"), which Google's connector fails to parse as
+# numbers: the same sizes (Google's defaults too) in bytes.
+GCS_SIZES = {
+    "fs.gs.block.size": 64 * MIB,
+    "fs.gs.rewrite.max.chunk.size": 512 * MIB,
+    "fs.gs.outputstream.buffer.size": 8 * MIB,
+    "fs.gs.inputstream.inplace.seek.limit": 8 * MIB,
+    "fs.gs.inputstream.min.range.request.size": 2 * MIB,
+}
+
+
+def uses_gcs(settings: Settings) -> bool:
+    """Whether the lake or the stream's checkpoints live on gs://."""
+    return any(uri.startswith("gs://") for uri in (settings.lake_root, settings.checkpoint_root))
+
+
+def gcs_hadoop_options(settings: Settings) -> dict[str, str]:
+    """Spark options that make gs:// Google's Hadoop connector (empty when nothing is on GCS).
+
+    Production leaves ORANGESCRUM_GCS_ENDPOINT empty: Application Default Credentials (the VM's
+    service account on Dataproc and GCE, GOOGLE_APPLICATION_CREDENTIALS elsewhere) against
+    Google's endpoint. An endpoint means an emulator, which takes no credentials.
+    """
+    if not uses_gcs(settings):
+        return {}
+    options = {
+        "fs.gs.impl": GCS_FILESYSTEM,
+        # Version 2 commits a task by renaming its files, never a folder: a folder rename on
+        # GCS is a copy of every object (twice over with version 1). A job's files appear as
+        # its tasks commit, which is safe here: every job writes a staging folder that is
+        # published afterwards (compaction's swap).
+        "mapreduce.fileoutputcommitter.algorithm.version": "2",
+        # Structured Streaming writes its checkpoint through Hadoop's FileContext API.
+        "fs.AbstractFileSystem.gs.impl": GCS_ABSTRACT_FILESYSTEM,
+    } | {key: str(size) for key, size in GCS_SIZES.items()}
+    if settings.gcs_endpoint:
+        options |= {
+            "fs.gs.storage.root.url": settings.gcs_endpoint.rstrip("/") + "/",
+            "fs.gs.auth.type": "UNAUTHENTICATED",
+            # fake-gcs-server has no objects.move call; copy + delete does the same there.
+            "fs.gs.operation.move.enable": "false",
+        }
+    else:
+        # Hadoop's own default is COMPUTE_ENGINE, which works on Google's VMs only.
+        options["fs.gs.auth.type"] = "APPLICATION_DEFAULT"
+    return {f"spark.hadoop.{key}": value for key, value in options.items()}
 
 
 def build_session(settings: Settings, app_name: str) -> SparkSession:
     java()  # one clear sentence when Java is missing, instead of py4j's gateway error
     connector_jars = spark_connector_jars(settings.jar_cache_dir)
+    if uses_gcs(settings):
+        # Only then: a 40 MB jar every executor would fetch. Spark puts spark.jars after the
+        # cluster's own classpath, so on Dataproc the image's connector is the one loaded.
+        connector_jars += gcs_connector_jars(settings.jar_cache_dir)
     # Workers must run this interpreter (the venv's), or they cannot import the project.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -45,6 +99,8 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
             f"-Dlog4j.configurationFile={LOG4J_CONFIG.as_uri()}",
         )
     )
+    for key, value in gcs_hadoop_options(settings).items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
