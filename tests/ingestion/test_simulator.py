@@ -520,7 +520,8 @@ def test_live_stream_holds_back_late_and_duplicate_deliveries(
     first_seen: dict[str, datetime.datetime] = {}
     for delivery in deliveries:
         lag = delivery.delivered_at - delivery.record["event_timestamp"]
-        assert lag >= (datetime.timedelta(hours=1) if delivery.is_late else datetime.timedelta(0))
+        # late ones are held one to five minutes of wall time (bounded memory)
+        assert lag >= (datetime.timedelta(minutes=1) if delivery.is_late else datetime.timedelta(0))
         if delivery.is_duplicate:
             assert first_seen[delivery.record["event_id"]] < delivery.delivered_at
         else:
