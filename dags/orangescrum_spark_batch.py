@@ -3,8 +3,9 @@
 compact_yesterday   spark.compaction.compact_day for the day before the logical date:
                     raw/events/event_date=D -> processed/events/event_date=D (deduplicated,
                     few large files). A day with no raw file fails the run (the stream is down).
-rebuild_marts       Cosmos task group: stg_orangescrum__events and everything downstream, with
-                    their tests, as of run_date=D, once D is closed: the lookback window ending at D
+rebuild_marts       Cosmos task group: stg_orangescrum__events and everything downstream, one
+                    `dbt build` task per model (its tests in the same dbt invocation, unit tests
+                    left to CI), as of run_date=D, once D is closed: the lookback window ending at D
                     is rebuilt reproducibly (late events of D included), and backfills of a
                     date give the same tables. The dbt sources read raw_events (deduplicated in
                     staging); the order compaction -> marts keeps a switch to processed/ safe.
@@ -64,6 +65,7 @@ def orangescrum_spark_batch() -> None:
         settings,
         select=["stg_orangescrum__events+"],
         dbt_vars={"run_date": "{{ ti.xcom_pull(task_ids='compact_yesterday') }}"},
+        build=True,
     )
     day >> marts >> test_every_row()
 

@@ -232,13 +232,17 @@ def execution_config() -> ExecutionConfig:
     )
 
 
-def render_config(select: Sequence[str] = ()) -> RenderConfig:
-    """One task per model with its tests after it, from the manifest (no dbt at parse)."""
+def render_config(select: Sequence[str] = (), *, build: bool = False) -> RenderConfig:
+    """One task per model with its tests after it, from the manifest (no dbt at parse).
+
+    `build`: one `dbt build` task per model instead (run + tests in one dbt invocation, so
+    half the tasks; a failing test still fails the model's task and stops what is downstream).
+    """
     from cosmos import LoadMode, RenderConfig, TestBehavior
 
     return RenderConfig(
         load_method=LoadMode.DBT_MANIFEST,
-        test_behavior=TestBehavior.AFTER_EACH,
+        test_behavior=TestBehavior.BUILD if build else TestBehavior.AFTER_EACH,
         select=list(select),
         # Exposures document the dashboards; there is nothing to run for them.
         exclude=["resource_type:exposure"],
@@ -326,17 +330,24 @@ def dbt_task_group(
     *,
     select: Sequence[str],
     dbt_vars: dict[str, str] | None = None,
+    build: bool = False,
 ) -> Any:
-    """A Cosmos task group of the selected models (tests after each), inside a DAG context."""
+    """A Cosmos task group of the selected models (tests after each), inside a DAG context.
+
+    `build`: a `dbt build` task per model (render_config); unit tests are left to CI there.
+    """
     from cosmos import DbtTaskGroup
 
+    overrides: dict[str, Any] = {"vars": dbt_vars} if dbt_vars else {}
+    if build:
+        overrides["dbt_cmd_flags"] = ["--exclude-resource-type", "unit_test"]
     return DbtTaskGroup(
         group_id=group_id,
         project_config=project_config(settings),
         profile_config=profile_config(settings),
         execution_config=execution_config(),
-        render_config=render_config(select),
-        operator_args=dbt_operator_args(settings, **({"vars": dbt_vars} if dbt_vars else {})),
+        render_config=render_config(select, build=build),
+        operator_args=dbt_operator_args(settings, **overrides),
     )
 
 

@@ -135,7 +135,14 @@ def test_multi_parent_tests_run_after_every_parent(bag, manifest) -> None:
 
 def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> None:
     dag = bag.get_dag("orangescrum_spark_batch")
-    run_tasks = {model_of(t.task_id) for t in dag.tasks if t.task_id.endswith(".run")}
+    # one `dbt build` task per model (run and tests in one dbt invocation)
+    build_suffix = "_model_build"
+    run_tasks = {
+        t.task_id.removeprefix("rebuild_marts.").removesuffix(build_suffix)
+        for t in dag.tasks
+        if t.task_id.endswith(build_suffix)
+    }
+    assert not [t for t in dag.tasks if t.task_id.endswith((".run", ".test"))]
     assert run_tasks == {
         "stg_orangescrum__events",
         "int_users_state_history",
@@ -153,13 +160,16 @@ def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> No
         "fact_activities",
         "fact_time_entries",
         "agg_daily_metrics",
+        "agg_daily_company_metrics",
         "dim_users_history",
         "dim_projects_history",
         "dim_tasks_history",
     }
-    first = dag.get_task("rebuild_marts.stg_orangescrum__events.run")
+    first = dag.get_task("rebuild_marts.stg_orangescrum__events_model_build")
     assert first.upstream_task_ids == {"compact_yesterday"}
     assert first.vars == {"run_date": "{{ ti.xcom_pull(task_ids='compact_yesterday') }}"}
+    # unit tests run in CI, not every night against the warehouse
+    assert "--exclude-resource-type" in first.dbt_cmd_flags
 
 
 def test_selection_env_renders_a_subset(dag_env) -> None:

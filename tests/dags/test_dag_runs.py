@@ -77,7 +77,7 @@ def test_spark_batch_compacts_yesterday_and_rebuilds_the_marts(
         "_compaction.json",
         "part-00000.parquet",
     ]
-    assert "rebuild_marts.agg_daily_metrics.test" in result.task_states
+    assert result.task_states["rebuild_marts.agg_daily_metrics_model_build"] == "success"
     # then every data test over every row: all pass, no unit test among them
     every_row = result.xcoms["test_every_row"]
     assert set(every_row) == {"pass"} and every_row["pass"] > 50
