@@ -1,8 +1,9 @@
 """Lake housekeeping: archive old raw partitions, restore them, report dead letters, prune.
 
-Everything goes through the lake layout's pyarrow filesystem (`orangescrum.core.lake`), so the
-same code runs on a local folder and on gs://. No Spark needed: the CLI and the maintenance
-DAG call these functions directly.
+Everything goes through a `LakeStore` (`orangescrum.core.lake_store`): pyarrow's local
+filesystem for a local lake, Google's google-cloud-storage client for a gs:// one (server-side
+copies, prefix listings), so the same code runs on both. No Spark needed: the CLI and the
+maintenance DAG call these functions directly.
 
 Archiving is conservative: a raw day moves to `{lake}/archive/raw/events/event_date=D/` only
 when it is older than the retention, is not today or yesterday (the stream still writes
@@ -13,6 +14,7 @@ once empty, so a late event landing during the move is never lost or broken.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections import Counter
@@ -20,13 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import pyarrow.dataset as ds
-from pyarrow import fs as pafs
+import pyarrow.parquet as pq
 
 from orangescrum.core.errors import OrangeScrumError
-from orangescrum.core.lake import list_files, partition_day, read_manifest
+from orangescrum.core.lake import LakeLayout, partition_day
+from orangescrum.core.lake_store import LakeStore, StoredFile, open_lake
 from orangescrum.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,16 +51,18 @@ class DeadLetterCount(NamedTuple):
     count: int
 
 
-def partition_days(filesystem: pafs.FileSystem, folder: str) -> list[date]:
+def open_store(settings: Settings) -> tuple[LakeStore, LakeLayout]:
+    """The lake's store and its layout rooted inside it."""
+    return open_lake(settings.lake, settings.gcp_project)
+
+
+def partition_days(store: LakeStore, folder: str) -> list[date]:
     """Dates of the `event_date=YYYY-MM-DD` folders directly under `folder`, oldest first."""
-    selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
     days = []
-    for info in filesystem.get_file_info(selector):
-        if info.type != pafs.FileType.Directory:
-            continue
-        day = partition_day(info.base_name)
+    for name in store.subfolders(folder):
+        day = partition_day(name)
         if day is None:
-            log.warning("ignoring %s: not an event_date=YYYY-MM-DD folder", info.path)
+            log.warning("ignoring %s/%s: not an event_date=YYYY-MM-DD folder", folder, name)
             continue
         days.append(day)
     return sorted(days)
@@ -68,11 +72,21 @@ def archive_decisions(
     settings: Settings, older_than_days: int, today: date
 ) -> list[ArchiveDecision]:
     """For every raw day, whether it may be archived now and why (or why not)."""
+    _check_retention(older_than_days)
+    store, lake = open_store(settings)
+    return _archive_decisions(store, lake, older_than_days, today)
+
+
+def _check_retention(older_than_days: int) -> None:
     if older_than_days < 0:
         raise OrangeScrumError(f"--older-than must be 0 or more days, got {older_than_days}.")
-    filesystem, lake = settings.lake.open()
+
+
+def _archive_decisions(
+    store: LakeStore, lake: LakeLayout, older_than_days: int, today: date
+) -> list[ArchiveDecision]:
     decisions = []
-    for day in partition_days(filesystem, lake.raw_events):
+    for day in partition_days(store, lake.raw_events):
         age = (today - day).days
         paths = lake.day(day)
         if age < OPEN_DAYS:
@@ -81,12 +95,12 @@ def archive_decisions(
         if age <= older_than_days:
             decisions.append(ArchiveDecision(day, False, f"within {older_than_days} days"))
             continue
-        manifest = read_manifest(filesystem, paths.manifest)
+        manifest = _read_manifest(store, paths.manifest)
         if manifest is None:
             decisions.append(ArchiveDecision(day, False, "no processed copy: compact it first"))
             continue
         covered = set(manifest.get("source_file_names", []))
-        missing = [p for p in list_files(filesystem, paths.raw) if _name(p) not in covered]
+        missing = [f for f in _landed_files(store, paths.raw) if f.name not in covered]
         if missing:
             decisions.append(
                 ArchiveDecision(
@@ -108,9 +122,10 @@ def archive_raw(
 
     Returns the archived days (with `dry_run`, the days that would be archived).
     """
-    filesystem, lake = settings.lake.open()
+    _check_retention(older_than_days)
+    store, lake = open_store(settings)
     archived = []
-    for decision in archive_decisions(settings, older_than_days, today):
+    for decision in _archive_decisions(store, lake, older_than_days, today):
         if not decision.archived:
             log.info("keeping raw %s: %s", decision.day, decision.reason)
             continue
@@ -119,38 +134,36 @@ def archive_raw(
             log.info("would archive raw %s (%s)", decision.day, decision.reason)
             continue
         paths = lake.day(decision.day)
-        moved = _move_landed_files(filesystem, paths.raw, paths.archive)
+        moved = _move_landed_files(store, paths.raw, paths.archive)
         log.info("archived raw %s: %d file(s) -> %s", decision.day, moved, paths.archive)
     return archived
 
 
 def restore_archived(settings: Settings, day: date) -> int:
     """Move an archived raw day back to raw/ (e.g. to re-compact it); returns files moved."""
-    filesystem, lake = settings.lake.open()
+    store, lake = open_store(settings)
     paths = lake.day(day)
-    if not list_files(filesystem, paths.archive):
+    if not _landed_files(store, paths.archive):
         raise OrangeScrumError(
             f"nothing to restore for {day.isoformat()}: {settings.lake.uri(paths.archive)} holds "
             "no Parquet file."
         )
-    moved = _move_landed_files(filesystem, paths.archive, paths.raw)
+    moved = _move_landed_files(store, paths.archive, paths.raw)
     log.info("restored raw %s: %d file(s) -> %s", day, moved, paths.raw)
     return moved
 
 
 def dead_letter_report(settings: Settings) -> list[DeadLetterCount]:
     """Dead letters per (event_date, reason), oldest day first."""
-    filesystem, lake = settings.lake.open()
-    files = list_files(filesystem, lake.dead_letters)
-    if not files:
-        return []
-    dataset = ds.dataset(files, filesystem=filesystem, format="parquet")
+    store, lake = open_store(settings)
     counts: Counter[tuple[date, str]] = Counter()
-    for fragment in dataset.get_fragments():
-        day = _partition_day(fragment.path)
+    for file in _landed_files(store, lake.dead_letters):
+        day = _partition_day(file.path)
         if day is None:  # not under an event_date= folder: not a landed dead letter
             continue
-        reasons = fragment.to_table(columns=["reason"])["reason"].value_counts().to_pylist()
+        with store.open_input(file.path) as handle:
+            table = pq.ParquetFile(handle).read(columns=["reason"])
+        reasons = table["reason"].value_counts().to_pylist()
         for entry in reasons:
             counts[(day, entry["values"])] += entry["counts"]
     return [DeadLetterCount(day, reason, counts[(day, reason)]) for day, reason in sorted(counts)]
@@ -210,15 +223,12 @@ def remove_stale_checkpoints(settings: Settings, older_than_days: int, now: date
 
 def cleanup_old_metrics(settings: Settings, older_than_days: int, now: datetime) -> int:
     """Delete streaming metrics files last written more than `older_than_days` ago."""
-    filesystem, lake = settings.lake.open()
+    store, lake = open_store(settings)
     cutoff = now - timedelta(days=older_than_days)
     deleted = 0
-    selector = pafs.FileSelector(lake.metrics, recursive=False, allow_not_found=True)
-    for info in filesystem.get_file_info(selector):
-        if info.type != pafs.FileType.File or info.mtime is None:
-            continue
-        if _aware(info.mtime) < cutoff:
-            filesystem.delete_file(info.path)
+    for file in store.files(lake.metrics, recursive=False):
+        if file.updated is not None and file.updated < cutoff:
+            store.delete(file)
             deleted += 1
     log.info("deleted %d metrics file(s) older than %s", deleted, cutoff.date())
     return deleted
@@ -237,51 +247,41 @@ def cleanup_old_logs(settings: Settings, older_than_days: int, now: datetime) ->
     return deleted
 
 
-def _move_landed_files(filesystem: pafs.FileSystem, source: str, target: str) -> int:
+def _move_landed_files(store: LakeStore, source: str, target: str) -> int:
     """Move the landed Parquet files of one day folder, keeping their names.
 
     A writer's in-flight hidden temp file is left alone (it is renamed into `source` when the
     writer finishes); one older than STALE_TEMP_AGE is a killed writer's and is deleted.
     """
-    files = list_files(filesystem, source)
-    for path in files:
-        destination = f"{target}/{_name(path)}"
-        filesystem.create_dir(target, recursive=True)
-        if isinstance(filesystem, pafs.LocalFileSystem):
-            filesystem.move(path, destination)
-        else:
-            filesystem.copy_file(path, destination)
-            filesystem.delete_file(path)
-    _remove_if_empty(filesystem, source)
-    return len(files)
+    # A GCS object rewritten while being moved stays (and keeps its folder) for the next run.
+    moved = sum(store.move(file, target) for file in _landed_files(store, source))
+    _remove_if_empty(store, source)
+    return moved
 
 
-def _remove_if_empty(filesystem: pafs.FileSystem, folder: str) -> None:
+def _remove_if_empty(store: LakeStore, folder: str) -> None:
     now = datetime.now(UTC)
-    selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
-    for info in filesystem.get_file_info(selector):
-        is_temp = info.type == pafs.FileType.File and info.base_name.startswith(".")
-        if is_temp and info.mtime is not None and now - _aware(info.mtime) > STALE_TEMP_AGE:
-            filesystem.delete_file(info.path)
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        # rmdir fails on a non-empty folder, so a file landing right now is never deleted.
-        try:
-            Path(folder).rmdir()
-        except OSError:
-            log.info("kept %s: a file landed in it meanwhile", folder)
-        return
-    remaining = filesystem.get_file_info(selector)
-    if not any(info.type == pafs.FileType.File for info in remaining):
-        filesystem.delete_dir(folder)
+    for file in store.files(folder, recursive=False):
+        is_temp = file.name.startswith(".")
+        if is_temp and file.updated is not None and now - file.updated > STALE_TEMP_AGE:
+            store.delete(file)
+    if not store.remove_folder_if_empty(folder):
+        log.info("kept %s: a file landed in it meanwhile", folder)
+
+
+def _landed_files(store: LakeStore, folder: str) -> list[StoredFile]:
+    """Visible Parquet files under `folder` (hidden pending/temp files and _markers excluded)."""
+    return [
+        file
+        for file in store.files(folder, recursive=True)
+        if file.path.endswith(".parquet") and not file.name.startswith((".", "_"))
+    ]
+
+
+def _read_manifest(store: LakeStore, path: str) -> dict[str, Any] | None:
+    content = store.read_bytes(path)
+    return None if content is None else json.loads(content.decode())
 
 
 def _partition_day(path: str) -> date | None:
     return partition_day(path.rpartition("/")[0].rpartition("/")[2])
-
-
-def _name(path: str) -> str:
-    return path.rpartition("/")[2]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -78,6 +78,25 @@
 {% endmacro %}
 
 
+{% macro daily_rollup_config(cluster_by) %}
+    {#-
+        The config() arguments of a model with one row per day and some keys, rebuilt whole
+        days at a time: each incremental run recomputes the lookback window's days (DuckDB
+        deletes and re-inserts those dates, BigQuery overwrites their daily partitions).
+        Usage: {{ config(**orangescrum.daily_rollup_config(['company_id'])) }}
+    -#}
+    {{ return({
+        'materialized': 'incremental',
+        'unique_key': 'activity_date',
+        'incremental_strategy': orangescrum.lookback_incremental_strategy(),
+        'partition_by': orangescrum.daily_partition_by('activity_date', 'date'),
+        'partitions': orangescrum.lookback_partitions('date'),
+        'cluster_by': cluster_by,
+        'on_schema_change': 'append_new_columns',
+    }) }}
+{% endmacro %}
+
+
 {% macro lookback_incremental_strategy() %}
     {{ return(adapter.dispatch('lookback_incremental_strategy', 'orangescrum')()) }}
 {% endmacro %}

@@ -67,9 +67,9 @@ def mark_compacted(settings, day: date) -> None:
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
 
 
-@pytest.fixture
-def lake(settings):
-    """Raw days of every kind the archiver must tell apart, as of TODAY."""
+def build_lake(settings):
+    """Raw days of every kind the archiver must tell apart, as of TODAY (the GCS tests upload
+    the same lake to fake-gcs-server)."""
     for age in (0, 1, 2, 5, 6, 7, 40):
         land_day(settings, day_ago(age))
     for age in (0, 1, 2, 5, 7, 40):
@@ -82,6 +82,11 @@ def lake(settings):
         day_ago(7),
     )
     return settings
+
+
+@pytest.fixture
+def lake(settings):
+    return build_lake(settings)
 
 
 # --- archive ------------------------------------------------------------------------------------

@@ -3,17 +3,7 @@
     lookback window's days (as agg_daily_metrics does), so the dimension folds a few rows per
     user instead of re-reading every event.
 #}
-{{
-    config(
-        materialized='incremental',
-        unique_key='activity_date',
-        incremental_strategy=orangescrum.lookback_incremental_strategy(),
-        partition_by=orangescrum.daily_partition_by('activity_date', 'date'),
-        partitions=orangescrum.lookback_partitions('date'),
-        cluster_by=['user_id'],
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ config(**orangescrum.daily_rollup_config(['user_id'])) }}
 
 with
 

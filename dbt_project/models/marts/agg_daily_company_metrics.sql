@@ -1,14 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='activity_date',
-        incremental_strategy=orangescrum.lookback_incremental_strategy(),
-        partition_by=orangescrum.daily_partition_by('activity_date', 'date'),
-        partitions=orangescrum.lookback_partitions('date'),
-        cluster_by=['company_id'],
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ config(**orangescrum.daily_rollup_config(['company_id'])) }}
 
 with
 
