@@ -5,6 +5,7 @@
 {% set date_columns = [
     ('fact_activities', 'activity_date'),
     ('agg_daily_metrics', 'activity_date'),
+    ('agg_daily_company_metrics', 'activity_date'),
     ('fact_time_entries', 'logged_date'),
     ('dim_projects', 'start_date'),
     ('dim_projects', 'end_date'),

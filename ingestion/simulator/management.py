@@ -12,6 +12,9 @@ from ingestion.simulator.clock import to_dt
 from ingestion.simulator.payloads import project_state, user_state
 from ingestion.simulator.state import Company, Milestone, Project, User
 
+# How far ahead a project's planned end may lie (its first plan is 30-180 days out).
+MAX_PLAN_DAYS = 365
+
 
 class ManagementActions(Casting):
     """Team and project administration, also the planned chores (invite, disable, archive)."""
@@ -59,7 +62,11 @@ class ManagementActions(Casting):
             project.estimated_hours += float(rng.randrange(-100, 300, 50) or 50)
             project.estimated_hours = max(project.estimated_hours, 50.0)
         elif project.end_date is not None:
-            project.end_date += datetime.timedelta(days=rng.randint(7, 30))
+            # The deadline slips, but stays within a year: live mode runs months of updates
+            # an hour, and unbounded slips put end dates decades out (past any calendar).
+            horizon = to_dt(company.clock).date() + datetime.timedelta(days=MAX_PLAN_DAYS)
+            slipped = project.end_date + datetime.timedelta(days=rng.randint(7, 30))
+            project.end_date = min(slipped, horizon)
         self._emit(company, "project_updated", user, project, project_state=project_state(project))
         return True
 

@@ -530,6 +530,19 @@ def test_live_stream_holds_back_late_and_duplicate_deliveries(
     assert any(d.is_duplicate for d in deliveries)
 
 
+def test_live_project_deadlines_stay_within_a_year(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Live mode packs months of project edits into minutes: slipped deadlines must not
+    # drift decades ahead (past the marts' calendar).
+    readings = itertools.count()
+    monkeypatch.setattr(simulator, "_now_ns", lambda: (1_700_000_000 + next(readings)) * 10**9)
+    config = SimulationConfig(seed=8, companies=1, users_per_company=6, projects_per_company=1)
+    deliveries = list(itertools.islice(iter_live(config, rate_per_second=2_000.0), 40_000))
+    updates = [d for d in deliveries if d.record["event_type"] == "project_updated"]
+    assert len(updates) > 100
+    latest = max(d.record["project_state"]["end_date"] for d in updates)
+    assert latest <= deliveries[-1].delivered_at.date() + datetime.timedelta(days=365)
+
+
 def test_live_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="rate_per_second"):
         next(iter_live(SimulationConfig(), rate_per_second=0))
