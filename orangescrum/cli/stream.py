@@ -40,7 +40,9 @@ def stream(
     if source is Source.appdb:
         from spark.cdc_stream import run_cdc_stream
 
-        with spark_session(settings, "orangescrum-stream-appdb") as spark:
+        with spark_session(
+            settings, "orangescrum-stream-appdb", long_running=not available_now
+        ) as spark:
             totals, silent = run_cdc_stream(spark, settings, available_now=available_now)
         console.print(
             f"{totals.batches} batches: {totals.rows_landed:,} events landed, "
@@ -50,7 +52,7 @@ def stream(
         return
     from spark.stream import run_stream
 
-    with spark_session(settings, "orangescrum-stream") as spark:
+    with spark_session(settings, "orangescrum-stream", long_running=not available_now) as spark:
         totals = run_stream(spark, settings, available_now=available_now)
     console.print(
         f"{totals.batches} batches: {totals.rows_in:,} read, {totals.rows_landed:,} landed, "

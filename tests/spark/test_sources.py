@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from orangescrum.core.settings import Settings
+from spark.session import driver_java_options
 from spark.stream import kafka_source_options, read_kafka
 
 
@@ -61,3 +62,10 @@ def test_source_plan_has_the_kafka_columns(spark, settings) -> None:
         ("offset", "bigint"),
         ("timestamp", "timestamp"),
     ]
+
+
+def test_only_a_long_running_stream_commits_its_heap_up_front() -> None:
+    # A continuous stream's RSS must be flat from the start for the soak to see real leaks;
+    # a short job should not pay for touching a whole heap.
+    assert driver_java_options(long_running=True).split()[1:] == ["-Xms1g", "-XX:+AlwaysPreTouch"]
+    assert "-Xms" not in driver_java_options(long_running=False)
