@@ -362,7 +362,7 @@ def test_a_missing_broker_is_one_sentence(tmp_path: Path) -> None:
 
 
 # --- fast: no servers ------------------------------------------------------------------------
-SECRET = "s3cret-Never-Printed"
+SECRET = "s3cret-Never-Printed"  # pragma: allowlist secret
 
 
 def test_the_rendered_connector_config_reads_the_app_tables_and_hides_the_password(

@@ -44,7 +44,7 @@ def test_every_model_and_column_is_described(built_warehouse: Warehouse) -> None
         node for node in manifest(built_warehouse)["nodes"].values()
         if node["resource_type"] == "model"
     ]  # fmt: skip
-    assert len(models) == 22
+    assert len(models) == 23
     for model in models:
         assert model["description"].strip(), model["name"]
         built = {name for name, _ in column_types(built_warehouse, model["schema"], model["name"])}
