@@ -41,16 +41,19 @@ def test_a_broker_killed_mid_stream_loses_no_acknowledged_event(
     live_stream: Callable[[Settings], RunningStream],
 ) -> None:
     with LocalKafka(tmp_path / "kafka", broker.jar_cache_dir, brokers=3) as cluster:
-        settings = settings.model_copy(
-            update={"kafka_bootstrap_servers": cluster.bootstrap, "topic_replication_factor": 3}
-        )
+        # The topic takes the cluster's defaults (replication factor 3, min.insync.replicas 2),
+        # which `broker start --brokers 3` sets.
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": cluster.bootstrap})
+        assert settings.topic_replication_factor == -1
         create_topics(settings)
         admin = AdminClient(settings.kafka_client_config())
         resource = ConfigResource(ConfigResource.Type.TOPIC, settings.topic_events)
         topic_config = admin.describe_configs([resource])[resource].result()
         assert topic_config["min.insync.replicas"].value == "2"
         assert producer_config(settings)["acks"] == "all"
-        topic = admin.list_topics(settings.topic_events, timeout=10).topics[settings.topic_events]
+        metadata = admin.list_topics(settings.topic_events, timeout=10)
+        assert len(metadata.brokers) == 3
+        topic = metadata.topics[settings.topic_events]
         assert sorted(len(p.replicas) for p in topic.partitions.values()) == [3, 3, 3]
         # The leader of partition 0: its clients must move to another broker.
         victim = topic.partitions[0].leader
