@@ -1,4 +1,5 @@
-"""dbt (Airflow + Cosmos): the dbt graph task by task, each model followed by its tests.
+"""dbt (Airflow + Cosmos): the dbt graph task by task, a `dbt build` task per model (the model,
+then its tests; a test with two parent models gets its own task after both).
 
 Scheduled on the lake Asset the ingest DAG publishes. `source_freshness` runs
 `dbt source freshness` first: stale raw data fails the run before any model builds. Rendered

@@ -65,7 +65,7 @@ def orangescrum_spark_batch() -> None:
         settings,
         select=["stg_orangescrum__events+"],
         dbt_vars={"run_date": "{{ ti.xcom_pull(task_ids='compact_yesterday') }}"},
-        build=True,
+        unit_tests=False,
     )
     day >> marts >> test_every_row()
 

@@ -232,17 +232,16 @@ def execution_config() -> ExecutionConfig:
     )
 
 
-def render_config(select: Sequence[str] = (), *, build: bool = False) -> RenderConfig:
-    """One task per model with its tests after it, from the manifest (no dbt at parse).
-
-    `build`: one `dbt build` task per model instead (run + tests in one dbt invocation, so
-    half the tasks; a failing test still fails the model's task and stops what is downstream).
-    """
+def render_config(select: Sequence[str] = ()) -> RenderConfig:
+    """One `dbt build` task per model (the model, then its tests, in one dbt invocation),
+    from the manifest (no dbt at parse). A failing test fails its model's task and stops what
+    is downstream, as separate run and test tasks would, with half the tasks; tests with
+    two parent models get a task of their own after both."""
     from cosmos import LoadMode, RenderConfig, TestBehavior
 
     return RenderConfig(
         load_method=LoadMode.DBT_MANIFEST,
-        test_behavior=TestBehavior.BUILD if build else TestBehavior.AFTER_EACH,
+        test_behavior=TestBehavior.BUILD,
         select=list(select),
         # Exposures document the dashboards; there is nothing to run for them.
         exclude=["resource_type:exposure"],
@@ -330,23 +329,21 @@ def dbt_task_group(
     *,
     select: Sequence[str],
     dbt_vars: dict[str, str] | None = None,
-    build: bool = False,
+    unit_tests: bool = True,
 ) -> Any:
-    """A Cosmos task group of the selected models (tests after each), inside a DAG context.
-
-    `build`: a `dbt build` task per model (render_config); unit tests are left to CI there.
-    """
+    """A Cosmos task group of the selected models (a `dbt build` task each), inside a DAG
+    context. `unit_tests=False` leaves the models' unit tests to CI."""
     from cosmos import DbtTaskGroup
 
     overrides: dict[str, Any] = {"vars": dbt_vars} if dbt_vars else {}
-    if build:
+    if not unit_tests:
         overrides["dbt_cmd_flags"] = ["--exclude-resource-type", "unit_test"]
     return DbtTaskGroup(
         group_id=group_id,
         project_config=project_config(settings),
         profile_config=profile_config(settings),
         execution_config=execution_config(),
-        render_config=render_config(select, build=build),
+        render_config=render_config(select),
         operator_args=dbt_operator_args(settings, **overrides),
     )
 

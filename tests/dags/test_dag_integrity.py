@@ -91,31 +91,35 @@ def test_bigquery_target_lifts_the_serialization(dag_env) -> None:
     dag = parse_dags(dag_env | {"ORANGESCRUM_DBT_TARGET": "prod"}).get_dag("orangescrum_dbt")
     assert dag.max_active_tasks > 1
     assert {task.pool for task in dag.tasks} == {support.DEFAULT_POOL}
-    assert dag.get_task("stg_orangescrum__events.run").profile_config.target_name == "prod"
+    assert dag.get_task(build_task("stg_orangescrum__events")).profile_config.target_name == "prod"
+
+
+BUILD_SUFFIX = "_model_build"
+
+
+def build_task(model: str, group: str = "") -> str:
+    """Cosmos' task id of a model's `dbt build` (in a task group: `group.<id>`)."""
+    return f"{group}.{model}{BUILD_SUFFIX}" if group else f"{model}{BUILD_SUFFIX}"
 
 
 def model_of(task_id: str) -> str:
-    return task_id.rpartition(".")[0].rpartition(".")[2] if "." in task_id else task_id
+    return task_id.rpartition(".")[2].removesuffix(BUILD_SUFFIX)
 
 
 def test_cosmos_graph_equals_the_manifest_model_graph(bag, manifest_models) -> None:
     dag = bag.get_dag("orangescrum_dbt")
-    run_tasks = {model_of(t.task_id): t for t in dag.tasks if t.task_id.endswith(".run")}
-    # Same models...
-    assert set(run_tasks) == set(manifest_models)
+    build_tasks = {model_of(t.task_id): t for t in dag.tasks if t.task_id.endswith(BUILD_SUFFIX)}
+    # Same models, one `dbt build` task each (its tests inside it: no run/test pairs)...
+    assert set(build_tasks) == set(manifest_models)
+    assert not [t for t in dag.tasks if t.task_id.endswith((".run", ".test"))]
     for name, node in manifest_models.items():
         parents = {
             dep.split(".")[-1] for dep in node["depends_on"]["nodes"] if dep.startswith("model.")
         }
-        upstream = run_tasks[name].upstream_task_ids
-        # ...same dependencies: a model runs after each parent model's tests (or the parent
-        # itself when it has none), and models reading only sources after source freshness.
+        upstream = build_tasks[name].upstream_task_ids
+        # ...same dependencies: a model builds after each parent model's build (its tests
+        # included), and models reading only sources after source freshness.
         assert {model_of(task_id) for task_id in upstream} == (parents or {"source_freshness"})
-        assert all(task_id.endswith((".test", ".run")) for task_id in upstream if parents)
-        # Each model's own tests follow it in one task.
-        test_task = dag.task_dict.get(f"{name}.test")
-        if test_task is not None:
-            assert test_task.upstream_task_ids == {f"{name}.run"}
     assert [task.task_id for task in dag.roots] == ["source_freshness"]
 
 
@@ -130,19 +134,12 @@ def test_multi_parent_tests_run_after_every_parent(bag, manifest) -> None:
         parents = {
             dep.split(".")[-1] for dep in node["depends_on"]["nodes"] if dep.startswith("model.")
         }
-        assert {model_of(task_id) for task_id in task.upstream_task_ids} == parents
+        assert set(task.upstream_task_ids) == {build_task(parent) for parent in parents}
 
 
 def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> None:
     dag = bag.get_dag("orangescrum_spark_batch")
-    # one `dbt build` task per model (run and tests in one dbt invocation)
-    build_suffix = "_model_build"
-    run_tasks = {
-        t.task_id.removeprefix("rebuild_marts.").removesuffix(build_suffix)
-        for t in dag.tasks
-        if t.task_id.endswith(build_suffix)
-    }
-    assert not [t for t in dag.tasks if t.task_id.endswith((".run", ".test"))]
+    run_tasks = {model_of(t.task_id) for t in dag.tasks if t.task_id.endswith(BUILD_SUFFIX)}
     assert run_tasks == {
         "stg_orangescrum__events",
         "int_users_state_history",
@@ -165,7 +162,7 @@ def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> No
         "dim_projects_history",
         "dim_tasks_history",
     }
-    first = dag.get_task("rebuild_marts.stg_orangescrum__events_model_build")
+    first = dag.get_task(build_task("stg_orangescrum__events", "rebuild_marts"))
     assert first.upstream_task_ids == {"compact_yesterday"}
     assert first.vars == {"run_date": "{{ ti.xcom_pull(task_ids='compact_yesterday') }}"}
     # unit tests run in CI, not every night against the warehouse
@@ -175,7 +172,7 @@ def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> No
 def test_selection_env_renders_a_subset(dag_env) -> None:
     selected = dag_env | {"ORANGESCRUM_DBT_SELECT": "stg_orangescrum__events dim_users"}
     dag = parse_dags(selected).get_dag("orangescrum_dbt")
-    assert {model_of(t.task_id) for t in dag.tasks if t.task_id.endswith(".run")} == {
+    assert {model_of(t.task_id) for t in dag.tasks if t.task_id.endswith(BUILD_SUFFIX)} == {
         "stg_orangescrum__events",
         "dim_users",
     }

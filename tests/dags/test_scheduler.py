@@ -2,8 +2,8 @@
 
 `orangescrum airflow standalone` (scheduler, DAG processor, API server, triggerer, LocalExecutor
 with 32 slots) runs the real dags/ on a copy of the ingested warehouse. The dbt DAG is triggered
-through the REST API, with a selection that fans out: after stg_orangescrum__events.test, three
-models are ready at once, so only the pool and max_active_tasks keep them apart. The task
+through the REST API, with a selection that fans out: after staging's build task, three models
+are ready at once, so only the pool and max_active_tasks keep them apart. The task
 instances' own start/end times must never overlap.
 
 The metadata database is the local PostgreSQL (ORANGESCRUM_AIRFLOW_DATABASE=postgres), as in
@@ -224,7 +224,7 @@ def test_duckdb_writers_never_overlap_under_a_real_scheduler(standalone: Api) ->
     tasks = {
         task["task_id"]: task for task in api.call("GET", f"/api/v2/dags/{DAG_ID}/tasks")["tasks"]
     }
-    fan_out = tasks["stg_orangescrum__events.test"]["downstream_task_ids"]
+    fan_out = tasks["stg_orangescrum__events_model_build"]["downstream_task_ids"]
     assert len(fan_out) == 3, "three models become ready together: a real chance to overlap"
 
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
