@@ -104,13 +104,13 @@ def test_task_created_is_an_easycases_row_with_legend_1_and_an_activity() -> Non
     assert len(statements) == 3
 
 
-def test_a_status_change_updates_the_legend() -> None:
-    statements = translate(
-        event("task_status_changed", task_state=task_state(status="Resolved", legend=5)), 8
-    )
+def test_a_status_change_updates_the_legend_and_the_estimate_set_with_it() -> None:
+    state = task_state(status="Resolved", legend=5)
+    statements = translate(event("task_status_changed", task_state=state), 8)
     assert statements[0] == Statement(
-        "UPDATE easycases SET legend = %s, updated_by = %s, dt_created = %s WHERE id = %s",
-        (5, 3, AT_DB, 10),
+        "UPDATE easycases SET legend = %s, estimated_hours = %s, updated_by = %s, "
+        "dt_created = %s WHERE id = %s",
+        (5, state["estimated_hours"], 3, AT_DB, 10),
     )
     assert statements[1].params[6] == 5  # case_activities.type: Resolve
 

@@ -320,7 +320,11 @@ def _task_assigned(event: dict[str, Any]) -> list[Statement]:
 
 
 def _task_status_changed(event: dict[str, Any]) -> list[Statement]:
-    values = {"legend": event["task_state"]["legend"]} | _touch(event)
+    # The app saves the task's form: a status change carries the estimate set with it.
+    state = event["task_state"]
+    values = {"legend": state["legend"], "estimated_hours": state["estimated_hours"]} | _touch(
+        event
+    )
     return [update("easycases", values, {"id": event["task_id"]})]
 
 
