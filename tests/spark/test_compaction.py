@@ -320,7 +320,7 @@ def test_cli_compact_defaults_to_yesterday(spark, cli_env, monkeypatch) -> None:
     land(cli_env, "part-a-b0000000001-t00000.parquet", redelivered, yesterday)
     # The command stops its session when done; keep the shared test session alive.
     monkeypatch.setattr(spark, "stop", lambda: None)
-    monkeypatch.setattr(spark_session, "build_session", lambda *_args: spark)
+    monkeypatch.setattr(spark_session, "build_session", lambda *_args, **_kwargs: spark)
 
     result = CliRunner().invoke(batch_app, ["compact"])
 
