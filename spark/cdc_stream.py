@@ -34,6 +34,7 @@ from spark.stream import (
     checkpoint_lock,
     kafka_source_options,
     landing_id,
+    with_trigger,
 )
 
 log = logging.getLogger(__name__)
@@ -210,13 +211,7 @@ def run_cdc_stream(
             .option("checkpointLocation", checkpoint)
             .queryName("appdb_changes_to_lake")
         )
-        if available_now:
-            writer = writer.trigger(availableNow=True)
-        else:
-            writer = writer.trigger(
-                processingTime=f"{round(settings.trigger_seconds * 1000)} milliseconds"
-            )
-        query = writer.start()
+        query = with_trigger(writer, settings, available_now=available_now).start()
         try:
             query.awaitTermination()
         except StreamingQueryException as error:

@@ -24,6 +24,7 @@ import pyarrow as pa
 from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import DataStreamWriter
 
 from orangescrum.core.checkpoint import (
     LANDING_ID_FILE,
@@ -319,6 +320,16 @@ def checkpoint_lock(checkpoint: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def with_trigger(
+    writer: DataStreamWriter, settings: Settings, *, available_now: bool
+) -> DataStreamWriter:
+    """AvailableNow drains what is there and stops; otherwise a micro-batch every
+    ORANGESCRUM_TRIGGER_SECONDS (fractions allowed, so in milliseconds)."""
+    if available_now:
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=f"{round(settings.trigger_seconds * 1000)} milliseconds")
+
+
 def run_stream(
     spark: SparkSession, settings: Settings, *, available_now: bool = True
 ) -> StreamTotals:
@@ -338,12 +349,7 @@ def _run_query(
         .option("checkpointLocation", checkpoint)
         .queryName("events_raw_to_lake")
     )
-    if available_now:
-        writer = writer.trigger(availableNow=True)
-    else:
-        interval_ms = round(settings.trigger_seconds * 1000)
-        writer = writer.trigger(processingTime=f"{interval_ms} milliseconds")
-    query = writer.start()
+    query = with_trigger(writer, settings, available_now=available_now).start()
     try:
         query.awaitTermination()
     except StreamingQueryException as error:

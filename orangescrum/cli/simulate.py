@@ -3,11 +3,27 @@ into the app's own database."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orangescrum.cli.common import StartDate, as_date, console, load_settings, today_utc
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
+def event_progress() -> Progress:
+    """A live count of events handled, with the time spent (rich loads only when used)."""
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} events"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
 
 simulate_app = typer.Typer(
     help="Simulate OrangeScrum activity and produce it to Kafka (or write it to the app database)."
@@ -60,20 +76,13 @@ def simulate_live_command(
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Produce a live stream of fresh events at a steady rate."""
-    from rich.progress import Progress, TextColumn, TimeElapsedColumn
-
     from ingestion.feed import produce_live
     from ingestion.simulator import SimulationConfig
     from orangescrum.core.broker import require_broker
 
     settings = load_settings()
     require_broker(settings)
-    with Progress(
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed:,} events"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with event_progress() as progress:
         task = progress.add_task(f"producing at {rate:g}/s to {settings.topic_events}")
         report = produce_live(
             settings,
@@ -102,8 +111,6 @@ def simulate_app_db_command(
     """
     import datetime
 
-    from rich.progress import Progress, TextColumn, TimeElapsedColumn
-
     from ingestion.simulator import SimulationConfig, simulate_history
     from orangescrum.core.appdb.apply import apply_history
     from orangescrum.core.appdb.connection import connect, drop_tables, row_counts
@@ -117,12 +124,7 @@ def simulate_app_db_command(
     try:
         if reset:
             drop_tables(connection)
-        with Progress(
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed:,} events"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with event_progress() as progress:
             task = progress.add_task(f"applying to {settings.appdb_database}")
             report = apply_history(
                 connection,
