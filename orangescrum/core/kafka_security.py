@@ -159,12 +159,7 @@ class BrokerSecrets:
         """librdkafka settings of `user`: Settings.kafka_client_config() of the values in
         `user`'s env file, so the broker's own clients and `set -a; . <user>.env` agree.
         model_construct: those values only, not this process's ORANGESCRUM_* environment."""
-        values: dict[str, object] = {
-            name.removeprefix("ORANGESCRUM_").lower(): value
-            for name, value in self.client_env(bootstrap, user).items()
-        }
-        values["kafka_sasl_password"] = SecretStr(str(values["kafka_sasl_password"]))
-        return Settings.model_construct(**values).kafka_client_config()
+        return self.user_settings(Settings.model_construct(), bootstrap, user).kafka_client_config()
 
     @contextlib.contextmanager
     def scram_arguments(self, passwords: dict[str, str]) -> Iterator[str]:
