@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyarrow import fs as pafs
 from typer.testing import CliRunner
 
 from orangescrum.cli.maintenance import maintenance_app
 from orangescrum.core.contract.schema import DEAD_LETTER_SCHEMA
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.lake import MANIFEST_NAME
+from orangescrum.core.settings import Settings
 from orangescrum.maintenance import (
     ArchiveDecision,
     DeadLetterCount,
@@ -27,9 +31,12 @@ from orangescrum.maintenance import (
     restore_archived,
 )
 from spark.compaction import compact_day
+from tests.conftest import gcs_client
+from tests.lake_views import LakeUnderTest, gcs_objects, local_objects, upload_lake
 from tests.spark.test_compaction import event, land
 
 TODAY = date(2026, 11, 24)
+AGES = (0, 1, 2, 5, 6, 7, 40)  # the raw days build_lake lands, in days before TODAY
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
 
@@ -70,7 +77,7 @@ def mark_compacted(settings, day: date) -> None:
 def build_lake(settings):
     """Raw days of every kind the archiver must tell apart, as of TODAY (the GCS tests upload
     the same lake to fake-gcs-server)."""
-    for age in (0, 1, 2, 5, 6, 7, 40):
+    for age in AGES:
         land_day(settings, day_ago(age))
     for age in (0, 1, 2, 5, 7, 40):
         mark_compacted(settings, day_ago(age))
@@ -89,9 +96,31 @@ def lake(settings):
     return build_lake(settings)
 
 
+@pytest.fixture(params=["local", "gcs"])
+def place_lake(request, monkeypatch) -> Callable[[Settings], LakeUnderTest]:
+    """Where a locally built lake is kept for the test: as it is, or uploaded to gs://."""
+    if request.param == "local":
+        return lambda settings: LakeUnderTest(settings, "local", partial(local_objects, settings))
+    endpoint = request.getfixturevalue("gcs_endpoint")
+    client = gcs_client(endpoint)
+
+    def refuse(*args, **kwargs) -> None:
+        raise AssertionError("lake maintenance must not use pyarrow's GcsFileSystem")
+
+    monkeypatch.setattr(pafs, "GcsFileSystem", refuse)
+    return lambda settings: LakeUnderTest(
+        upload_lake(settings, client, endpoint), "gcs", partial(gcs_objects, client)
+    )
+
+
+@pytest.fixture
+def any_lake(settings, place_lake) -> LakeUnderTest:
+    return place_lake(build_lake(settings))
+
+
 # --- archive ------------------------------------------------------------------------------------
-def test_archive_decisions_explain_every_day(lake) -> None:
-    assert archive_decisions(lake, older_than_days=3, today=TODAY) == [
+def test_archive_decisions_explain_every_day(any_lake) -> None:
+    assert archive_decisions(any_lake.settings, older_than_days=3, today=TODAY) == [
         ArchiveDecision(day_ago(40), True, "40 days old, processed copy current"),
         ArchiveDecision(
             day_ago(7),
@@ -116,34 +145,27 @@ def test_archive_decisions_explain_every_day(lake) -> None:
     ],
 )
 def test_archive_moves_only_old_days_with_a_current_processed_copy(
-    lake, older_than, archived_ages
+    any_lake, older_than, archived_ages
 ) -> None:
-    before = {age: names(raw_dir(lake, day_ago(age))) for age in (0, 1, 2, 5, 6, 7, 40)}
+    before = any_lake.objects("raw")
+    assert sorted(before) == sorted(day_ago(age) for age in AGES)
 
-    archived = archive_raw(lake, older_than, TODAY)
+    archived = archive_raw(any_lake.settings, older_than, TODAY)
 
-    assert archived == [day_ago(age) for age in archived_ages]
-    for age, files in before.items():
-        if age in archived_ages:
-            assert not raw_dir(lake, day_ago(age)).exists()
-            assert names(archive_dir(lake, day_ago(age))) == files
-        else:
-            assert names(raw_dir(lake, day_ago(age))) == files
-            assert not archive_dir(lake, day_ago(age)).exists()
+    moved = [day_ago(age) for age in archived_ages]
+    assert archived == moved
+    # Byte for byte, under the same names: raw keeps the rest, archive holds exactly the moved.
+    assert any_lake.objects("raw") == {d: f for d, f in before.items() if d not in moved}
+    assert any_lake.objects("archive/raw") == {d: before[d] for d in moved}
 
 
-def test_archive_dry_run_moves_nothing(lake) -> None:
-    assert archive_raw(lake, 3, TODAY, dry_run=True) == [day_ago(40), day_ago(5)]
-    assert len(names(raw_dir(lake, day_ago(40)))) == 2
-    assert not (Path(lake.lake.archive)).exists()
+def test_archive_dry_run_moves_nothing(any_lake) -> None:
+    before = any_lake.objects("raw")
 
+    assert archive_raw(any_lake.settings, 3, TODAY, dry_run=True) == [day_ago(40), day_ago(5)]
 
-def test_archived_files_keep_their_bytes(lake) -> None:
-    original = {p.name: p.read_bytes() for p in raw_dir(lake, day_ago(5)).iterdir()}
-
-    archive_raw(lake, 3, TODAY)
-
-    assert {p.name: p.read_bytes() for p in archive_dir(lake, day_ago(5)).iterdir()} == original
+    assert any_lake.objects("raw") == before
+    assert any_lake.objects("archive/raw") == {}
 
 
 def test_archive_leaves_a_file_being_written_and_clears_a_dead_writers(lake) -> None:
@@ -172,15 +194,15 @@ def test_negative_retention_is_rejected(lake) -> None:
 
 
 # --- restore ------------------------------------------------------------------------------------
-def test_restore_brings_an_archived_day_back(lake) -> None:
-    files = names(raw_dir(lake, day_ago(5)))
-    archive_raw(lake, 3, TODAY)
+def test_restore_brings_an_archived_day_back_byte_for_byte(any_lake) -> None:
+    before = any_lake.objects("raw")
+    archive_raw(any_lake.settings, 3, TODAY)
 
-    assert restore_archived(lake, day_ago(5)) == 2
+    assert restore_archived(any_lake.settings, day_ago(5)) == 2
 
-    assert names(raw_dir(lake, day_ago(5))) == files
-    assert not archive_dir(lake, day_ago(5)).exists()
-    assert names(archive_dir(lake, day_ago(40))) != []  # other archived days stay archived
+    assert any_lake.objects("raw")[day_ago(5)] == before[day_ago(5)]
+    # Other archived days stay archived.
+    assert any_lake.objects("archive/raw") == {day_ago(40): before[day_ago(40)]}
 
 
 def test_restore_of_a_day_not_archived_names_the_path(lake) -> None:
@@ -222,7 +244,7 @@ def land_dead_letters(settings, day: date, name: str, reasons: list[str]) -> Non
     pq.write_table(pa.Table.from_pylist(rows, schema=DEAD_LETTER_SCHEMA), folder / name)
 
 
-def test_dead_letter_report_counts_per_day_and_reason(settings) -> None:
+def test_dead_letter_report_counts_per_day_and_reason(settings, place_lake) -> None:
     land_dead_letters(settings, day_ago(2), "part-a-b1-t0.parquet", ["not_confluent_avro"] * 3)
     land_dead_letters(
         settings, day_ago(1), "part-a-b2-t0.parquet", ["empty_value", "not_confluent_avro"]
@@ -230,16 +252,19 @@ def test_dead_letter_report_counts_per_day_and_reason(settings) -> None:
     land_dead_letters(settings, day_ago(1), "part-a-b2-t1.parquet", ["empty_value"])
     # A writer's temp file is not a dead letter yet.
     (Path(settings.lake.dead_letters) / f"event_date={day_ago(1)}" / ".x.parquet.1.tmp").touch()
+    lake = place_lake(settings)
 
-    assert dead_letter_report(settings) == [
+    assert dead_letter_report(lake.settings) == [
         DeadLetterCount(day_ago(2), "not_confluent_avro", 3),
         DeadLetterCount(day_ago(1), "empty_value", 2),  # one in each of two files
         DeadLetterCount(day_ago(1), "not_confluent_avro", 1),
     ]
 
 
-def test_dead_letter_report_of_an_empty_lake(settings) -> None:
-    assert dead_letter_report(settings) == []
+def test_dead_letter_report_of_an_empty_lake(settings, place_lake) -> None:
+    Path(settings.lake_root).mkdir(parents=True, exist_ok=True)
+
+    assert dead_letter_report(place_lake(settings).settings) == []
 
 
 # --- cleanup ------------------------------------------------------------------------------------
