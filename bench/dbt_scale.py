@@ -498,6 +498,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", default="", help="dbt threads (default: the profile's)")
     parser.add_argument(
+        "--memory-limit",
+        default="",
+        help="DuckDB's memory_limit for the builds, e.g. 8GB: beyond it DuckDB spills to disk "
+        "(default: ORANGESCRUM_DUCKDB_MEMORY_LIMIT, 80%% of RAM)",
+    )
+    parser.add_argument(
         "--slowest", type=int, default=0, help="after each build, list its N slowest nodes"
     )
     parser.add_argument(
@@ -549,6 +555,8 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     if arguments.threads:
         os.environ["ORANGESCRUM_DBT_THREADS"] = arguments.threads
+    if arguments.memory_limit:
+        os.environ["ORANGESCRUM_DUCKDB_MEMORY_LIMIT"] = arguments.memory_limit
     exit_on_sigterm()  # the size's child and the scratch folder (tens of GiB at 100M) go too
     options = Options(
         slowest=arguments.slowest,

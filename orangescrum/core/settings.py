@@ -196,6 +196,11 @@ class Settings(BaseSettings):
         description="dbt threads. On DuckDB 1-4: it parallelises inside each query already.",
     )
     duckdb_path: str = Field(default="", description="Empty: <data_dir>/warehouse.duckdb.")
+    duckdb_memory_limit: str = Field(
+        default="80%",
+        pattern=r"(?i)^\s*\d+(\.\d+)?\s*(%|[KMGT]i?B)\s*$",
+        description="DuckDB's memory_limit for dbt (e.g. 6GB); beyond it DuckDB spills to disk.",
+    )
     gcp_project: str = ""
     bigquery_dataset: str = "orangescrum_dw"
     bigquery_location: str = "US"
@@ -388,6 +393,7 @@ class Settings(BaseSettings):
             "ORANGESCRUM_PII_SALT": self.pii_salt.get_secret_value(),
             "ORANGESCRUM_DBT_TARGET": self.dbt_target.value,
             "ORANGESCRUM_DBT_THREADS": str(self.dbt_threads),
+            "ORANGESCRUM_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
             "DBT_PROFILES_DIR": str(self.dbt_profiles_dir),
         } | ({"ORANGESCRUM_BIGQUERY_METHOD": self.bigquery_method} if self.bigquery_method else {})
 

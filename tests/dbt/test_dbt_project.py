@@ -34,6 +34,21 @@ def test_empty_lake_gives_typed_raw_relations(tmp_path: Path, built_warehouse: W
         assert empty.query(f"select count(*) from orangescrum_dw.{relation}") == [(0,)]
 
 
+@pytest.mark.slow
+def test_duckdb_memory_limit_reaches_dbts_connection(tmp_path: Path) -> None:
+    base = new_warehouse(tmp_path)
+    limited = Warehouse(
+        base.settings.model_copy(update={"duckdb_memory_limit": "1GB"}), base.target_path
+    )
+
+    shown = limited.dbt(
+        "show", "--inline", "select current_setting('memory_limit') as memory_limit"
+    )
+
+    # DuckDB reports 10^9 bytes in binary units.
+    assert shown.result.results[0].agate_table.rows[0][0] == "953.6 MiB"
+
+
 def manifest(warehouse: Warehouse) -> dict:
     return json.loads((warehouse.target_path / "manifest.json").read_text())
 
