@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.avro.functions import from_avro
+from pyspark.sql.avro.functions import from_avro, to_avro
 
 from orangescrum.core.contract.events import EVENT_TYPES
 from orangescrum.core.contract.schema import canonical_schema
@@ -68,6 +68,30 @@ def _decoded_event(body: Column, schema_id: Column, rules: DecodeRules) -> Colum
     if decoded is None:
         raise ValueError("the registry lists no schema for the events subject")
     return decoded
+
+
+def _record_length(event: Column, body: Column, schema_id: Column, rules: DecodeRules) -> Column:
+    """How many bytes of the body its record takes, found by encoding the record again.
+
+    `from_avro` stops reading at the end of the record, so bytes after it would pass unseen
+    (the Python decoders reject them). Avro's binary encoding of a value is canonical as every
+    Avro library writes it (minimal varints, one block per array or map), so the record's
+    encoding is as long as the body exactly when nothing follows it. Data written with the
+    reader schema is re-encoded from the decoded row itself; an older writer's record is
+    decoded again without resolution, so it is re-encoded in its own schema.
+    """
+    reader = canonical_schema(rules.reader_schema_text)
+    length: Column | None = None
+    for writer_id, writer_text in sorted(rules.writer_schemas.items()):
+        if canonical_schema(writer_text) == reader:
+            record = event
+        else:
+            record = from_avro(body, writer_text, {"mode": "PERMISSIVE"})
+        branch = F.length(to_avro(record, writer_text))
+        condition = schema_id == F.lit(writer_id)
+        length = F.when(condition, branch) if length is None else length.when(condition, branch)
+    assert length is not None  # _decoded_event refused an empty registry first
+    return length
 
 
 def decode_kafka_records(records: DataFrame, rules: DecodeRules) -> DataFrame:
@@ -119,6 +143,11 @@ def _decode_steps(key: tuple, jvm: int) -> tuple[list[Column | str], ...]:
     too_old = sent_at - F.expr(f"make_dt_interval({rules.max_event_age_days})")
     too_new = sent_at + F.expr(f"make_dt_interval(0, 0, {rules.max_event_future_minutes})")
     company = event["company_id"].cast("string")
+    # Only for a body that decoded: a row of nulls is no record to encode.
+    record_length = F.when(
+        event["event_id"].isNotNull(), _record_length(event, body, F.col("schema_id"), rules)
+    )
+    trailing = F.length(body) - record_length
     rules_in_order: list[tuple[Column, str, Column]] = [
         (value.isNull() | (F.length(value) == 0), "empty_value", F.lit("message has no value")),
         (
@@ -143,6 +172,16 @@ def _decode_steps(key: tuple, jvm: int) -> tuple[list[Column | str], ...]:
             F.concat(
                 F.lit("the Avro body does not decode with writer schema id "),
                 schema_id.cast("string"),
+            ),
+        ),
+        (
+            F.coalesce(trailing > 0, F.lit(False)),
+            "avro_decode_error",
+            F.concat(
+                trailing.cast("string"),
+                F.lit(" byte(s) after the end of the Avro record (writer schema id "),
+                schema_id.cast("string"),
+                F.lit(")"),
             ),
         ),
         (

@@ -134,6 +134,26 @@ def test_v1_and_v2_messages_decode_into_the_newest_schema(spark) -> None:
     assert {k: rows[0][k] for k in old} == old
 
 
+def test_bytes_after_the_avro_record_are_a_decode_error(spark, serializer) -> None:
+    registry = FileSchemaRegistry()
+    v1 = EventSerializer.registered(registry, SUBJECT, load_schema_text(1))
+    old = {k: v for k, v in FULL_EVENT.items() if k != "client"}
+    messages = [
+        (b"7", event_bytes(serializer, 1)),
+        (b"7", event_bytes(serializer, 2) + b"\x00\x01\x02"),
+        (b"7", v1.serialize(old)),
+        (b"7", v1.serialize(old) + b"\x02"),
+    ]
+
+    decoded = decode(spark, messages)
+
+    assert decoded["reason"].to_pylist() == [None, "avro_decode_error", None, "avro_decode_error"]
+    assert decoded["error_detail"].to_pylist()[1::2] == [
+        "3 byte(s) after the end of the Avro record (writer schema id 2)",
+        "1 byte(s) after the end of the Avro record (writer schema id 1)",
+    ]
+
+
 def test_event_age_is_judged_against_the_kafka_timestamp(spark, serializer) -> None:
     messages = [
         (b"7", event_bytes(serializer, 1, event_timestamp=SENT_AT - timedelta(days=364))),
