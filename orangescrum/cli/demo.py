@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,12 @@ import typer
 
 from orangescrum.cli.common import StartDate, as_date, console, load_settings
 from orangescrum.core.kafka_security import Security
+
+
+class DemoSource(StrEnum):
+    EVENTS = "events"
+    APPDB = "appdb"
+
 
 # orangescrum.demo's DemoOptions default (that module loads Spark, so the CLI imports it only
 # when the command runs; a test keeps the two equal).
@@ -43,6 +50,15 @@ def demo(
             "topics, producer and stream each log in as their own user.",
         ),
     ] = Security.PLAINTEXT,
+    source: Annotated[
+        DemoSource,
+        typer.Option(
+            case_sensitive=False,
+            help="events: the simulator's events through Kafka (the default). appdb: the "
+            "history written into a local MariaDB as the app would, captured by Kafka Connect "
+            "+ Debezium, landed by the change stream, reconciled with the database's rows.",
+        ),
+    ] = DemoSource.EVENTS,
     keep_running: Annotated[
         bool,
         typer.Option(
@@ -53,10 +69,14 @@ def demo(
     ] = False,
 ) -> None:
     """Run the whole pipeline on the local stack and print reconciled counts."""
-    from orangescrum.demo import DemoOptions, run_demo, serve_demo
-
     settings = load_settings()
     started = time.monotonic()
+    if source is DemoSource.APPDB:
+        _appdb_demo(days, companies, seed, start_date, security, bad_per_kind, keep_running)
+        console.print(f"demo finished in {time.monotonic() - started:.0f}s")
+        return
+    from orangescrum.demo import DemoOptions, run_demo, serve_demo
+
     result = run_demo(
         settings,
         DemoOptions(
@@ -75,6 +95,38 @@ def demo(
         from orangescrum.cli.dashboard import streamlit_command
 
         serve_demo(settings, result.broker, console, streamlit_command, _docs_serve_command)
+
+
+def _appdb_demo(
+    days: int,
+    companies: int,
+    seed: int,
+    start_date: str | None,
+    security: Security,
+    bad_per_kind: int,
+    keep_running: bool,
+) -> None:
+    refused = [
+        name
+        for name, given in (
+            ("--security sasl_ssl", security is not Security.PLAINTEXT),
+            ("--bad-per-kind", bad_per_kind != 2),
+            ("--keep-running", keep_running),
+        )
+        if given
+    ]
+    if refused:
+        raise typer.BadParameter(
+            f"{', '.join(refused)}: the event path only (drop --source appdb to use it); the "
+            "database path has no bad messages to mix in and runs its Connect worker on "
+            "PLAINTEXT."
+        )
+    from orangescrum.appdb_demo import AppDbDemoOptions, run_appdb_demo
+
+    options = AppDbDemoOptions(
+        days=days, seed=seed, companies=companies, start_date=as_date(start_date)
+    )
+    run_appdb_demo(load_settings(), options, console)
 
 
 def _docs_serve_command(port: int, target: Path) -> list[str]:
