@@ -80,7 +80,10 @@ MIN_RATE_SHARE = 0.9  # the producer must reach this share of --rate, or the soa
 DBT_SAMPLE_SECONDS = 0.5
 STOP_GRACE_SECONDS = 120
 
-# Process roles: sampled every --sample-seconds, and dbt (each run's peak); all judged.
+# Process roles: sampled every --sample-seconds, and dbt (each run's peak); all reported, the
+# pipeline's judged. The producer is the load, not the pipeline: `simulate live` models the
+# app, whose data only grows (every task and time entry it created stays, as in the app's
+# database: about 20 bytes an event, 2-3 MiB a minute at 2,000 events/s).
 BROKER = "broker"
 STREAM_JVM = "stream_jvm"
 STREAM_DRIVER = "stream_driver"
@@ -88,7 +91,8 @@ STREAM_WORKERS = "stream_workers"
 PRODUCER = "producer"
 DBT = "dbt"
 SAMPLED_ROLES = (BROKER, STREAM_JVM, STREAM_DRIVER, STREAM_WORKERS, PRODUCER)
-JUDGED_ROLES = (*SAMPLED_ROLES, DBT)
+REPORTED_ROLES = (*SAMPLED_ROLES, DBT)
+LOAD_ROLES = (PRODUCER,)
 ROLE_LABELS = {
     BROKER: "broker JVM",
     STREAM_JVM: "stream JVM",
@@ -233,7 +237,7 @@ def judge(
         if not run.ok
     ]
     for role, drift in drifts.items():
-        if drift.percent > limits.max_drift_percent:
+        if role not in LOAD_ROLES and drift.percent > limits.max_drift_percent:
             problems.append(
                 f"{ROLE_LABELS[role]}: RSS grew {drift.percent:.1f}% after the warm-up (max "
                 f"{drift.maximum / 1024**2:,.0f} MiB vs median {drift.median / 1024**2:,.0f} "
@@ -264,7 +268,7 @@ def figures_of(
     its place with value None."""
     drift_target = Target(limits.max_drift_percent, at_most=True, unit="%")
     figures = []
-    for role in JUDGED_ROLES:
+    for role in REPORTED_ROLES:
         drift = verdict.drifts.get(role)
         what = "run peak" if role == DBT else "sample"
         note = (
@@ -274,12 +278,15 @@ def figures_of(
             if drift
             else f"{ROLE_LABELS[role]}: not sampled after the warm-up"
         )
+        load = role in LOAD_ROLES
+        if load:
+            note += " (the load generator, not judged: the simulated app's data grows)"
         figures.append(
             make_figure(
                 f"soak.rss_drift.{role}",
                 drift.percent if drift else None,
                 "%",
-                target=drift_target,
+                target=None if load else drift_target,
                 note=note,
             )
         )
@@ -506,11 +513,12 @@ def offsets(settings: Any) -> tuple[int | None, int | None]:
     return topic.lag_total, topic.messages
 
 
-def committed_batch(settings: Any) -> int | None:
+def committed_batch(settings: Any, checkpoint: str | None = None) -> int | None:
+    """The highest batch the checkpoint (default: the events stream's) has committed."""
     from orangescrum.core.checkpoint import checkpoint_progress
 
     try:
-        return checkpoint_progress(settings.lake.stream_checkpoint).committed_batch_id
+        return checkpoint_progress(checkpoint or settings.lake.stream_checkpoint).committed_batch_id
     except Exception:  # the checkpoint is being written
         return None
 
@@ -692,9 +700,11 @@ def prepare_environment(data_dir: Path, bootstrap: str, trigger_seconds: float |
         os.environ["ORANGESCRUM_TRIGGER_SECONDS"] = f"{trigger_seconds:g}"
 
 
-def wait_for_stream(settings: Any, stream: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_for_stream(
+    settings: Any, stream: subprocess.Popen[bytes], timeout: float, checkpoint: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
-    while committed_batch(settings) is None:
+    while committed_batch(settings, checkpoint) is None:
         if stream.poll() is not None:
             raise RuntimeError(f"the stream exited with code {stream.returncode} while starting")
         if time.monotonic() > deadline:
@@ -859,9 +869,9 @@ def print_report(
 ) -> None:
     print()
     print(f"{'process':<26} {'median MiB':>10} {'max MiB':>8} {'drift':>7}  limit")
-    for role in JUDGED_ROLES:
+    for role in REPORTED_ROLES:
         drift = verdict.drifts.get(role)
-        limit = f"<= {limits.max_drift_percent:g}%"
+        limit = "not judged (load)" if role in LOAD_ROLES else f"<= {limits.max_drift_percent:g}%"
         if drift is None:
             print(f"{ROLE_LABELS[role]:<26} {'-':>10} {'-':>8} {'-':>7}  {limit}")
             continue
