@@ -73,6 +73,7 @@ DEFAULT_DBT_EVERY_MINUTES = 15.0
 DEFAULT_WARMUP_FRACTION = 0.1
 DEFAULT_SAMPLE_SECONDS = 10.0
 DEFAULT_MAX_LAG_SECONDS = 30.0
+DEFAULT_DBT_MEMORY_LIMIT = "1GB"
 MAX_DRIFT_PERCENT = 10.0
 # --quick: a tenth of the length; a longer share of it is warm-up (JVM heaps still growing).
 QUICK_MINUTES, QUICK_DBT_EVERY_MINUTES, QUICK_WARMUP_FRACTION = 6.0, 2.0, 0.25
@@ -684,16 +685,23 @@ def progress_line(sample: Sample, planned_seconds: float, dbt: DbtProcess | None
     )
 
 
-def prepare_environment(data_dir: Path, bootstrap: str, trigger_seconds: float | None) -> None:
+def prepare_environment(
+    data_dir: Path,
+    bootstrap: str,
+    trigger_seconds: float | None,
+    dbt_memory_limit: str = DEFAULT_DBT_MEMORY_LIMIT,
+) -> None:
     """This process's ORANGESCRUM_* settings, which every child inherits: a scratch data dir
-    (lake, checkpoint, warehouse, logs) and the soak's broker; any other setting from the
-    caller's environment (a lake URI, a warehouse path) is dropped so nothing leaks out."""
+    (lake, checkpoint, warehouse, logs), the soak's broker and DuckDB's memory cap; any other
+    setting from the caller's environment (a lake URI, a warehouse path) is dropped so nothing
+    leaks out."""
     for name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:
         if name != "ORANGESCRUM_JAR_CACHE_DIR":
             del os.environ[name]
     os.environ |= {
         "ORANGESCRUM_DATA_DIR": str(data_dir),
         "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "ORANGESCRUM_DUCKDB_MEMORY_LIMIT": dbt_memory_limit,
         "PYTHONUNBUFFERED": "1",
     }
     if trigger_seconds is not None:
@@ -724,7 +732,9 @@ def soak(args: argparse.Namespace, scratch: Path, logs: Path) -> Outcome:
     dbt: DbtProcess | None = None
     try:
         broker_pid = broker_jvm_pid()
-        prepare_environment(scratch / "data", broker.bootstrap, args.trigger_seconds)
+        prepare_environment(
+            scratch / "data", broker.bootstrap, args.trigger_seconds, args.dbt_memory_limit
+        )
         settings = Settings(_env_file=None)
         create_topics(settings)
         log.info(
@@ -936,6 +946,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=DEFAULT_SAMPLE_SECONDS,
         help=f"RSS and lag sampling interval (default {DEFAULT_SAMPLE_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--dbt-memory-limit",
+        default=DEFAULT_DBT_MEMORY_LIMIT,
+        help="DuckDB's memory_limit for the dbt runs (default %(default)s). The warehouse grows "
+        "all hour, and uncapped DuckDB keeps what it reads cached up to 80%% of RAM (the "
+        "first full-length soak: run peaks 1.4 -> 4.2 GiB over four runs), so run peaks can "
+        "only be flat under a cap; over it DuckDB spills to disk",
     )
     parser.add_argument(
         "--max-lag-seconds",
