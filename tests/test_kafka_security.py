@@ -176,10 +176,10 @@ def test_the_printed_settings_are_all_a_client_needs_and_no_password_is_shown(
         .read_text()
         .startswith("-----BEGIN CERTIFICATE-----")
     )
-    assert set(secured.env_files) == {"admin", "producer", "stream"}
+    assert set(secured.env_files) == {"admin", "producer", "stream", "connect"}
     security = secured.data_dir / "kafka-sasl-ssl" / "security"
     passwords = [secured.env(user)["ORANGESCRUM_KAFKA_SASL_PASSWORD"] for user in secured.env_files]
-    assert len(set(passwords)) == 3 and min(len(p) for p in passwords) >= 24
+    assert len(set(passwords)) == 4 and min(len(p) for p in passwords) >= 24
     # Secrets are the owner's only: passwords, env files, the broker's key and its config.
     secret_files = [
         *security.glob("*.password"),
@@ -187,7 +187,7 @@ def test_the_printed_settings_are_all_a_client_needs_and_no_password_is_shown(
         security / "broker.pem",
         secured.data_dir / "kafka-sasl-ssl" / "node-1" / "server.properties",
     ]
-    assert len(secret_files) == 8
+    assert len(secret_files) == 10
     assert {oct(path.stat().st_mode & 0o777) for path in secret_files} == {"0o600"}
     assert not (security / "format-arguments").exists()  # the --add-scram file is gone
     # Never printed, never logged: not in the output, nor any log of the broker or the CLI.
@@ -427,7 +427,7 @@ def test_a_formatted_cluster_whose_passwords_are_gone_is_one_sentence(tmp_path: 
     # The users were created with those passwords at format time: new ones would lock the
     # admin out, so the start refuses instead of timing out.
     secrets = BrokerSecrets(tmp_path / "kafka-sasl-ssl" / "security")
-    assert set(secrets.ensure(HOST, formatted=False)) == {"admin", "producer", "stream"}
+    assert set(secrets.ensure(HOST, formatted=False)) == {"admin", "producer", "stream", "connect"}
     secrets.password_file("stream").unlink()
     with pytest.raises(OrangeScrumError, match="those of stream are gone") as failure:
         secrets.ensure(HOST, formatted=True)

@@ -54,6 +54,7 @@ def broker_start(
         security=security,
         events_topic=settings.topic_events,
         dead_letter_topic=settings.topic_dead_letter,
+        connect_topic_prefix=settings.connect_topic_prefix,
     )
     with console.status("starting Apache Kafka (the first start downloads its jars)"):
         cluster.start()

@@ -25,6 +25,7 @@ from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.jars import java, kafka_classpath
 from orangescrum.core.kafka_security import (
     ADMIN,
+    CONNECT_PREFIX,
     BrokerSecrets,
     ClientErrors,
     Security,
@@ -155,8 +156,9 @@ class LocalKafka(ManagedService):
     cluster id and the ports are kept in `data_dir` beside the nodes' log dirs.
 
     `security=Security.SASL_SSL`: clients reach it only over TLS with a SCRAM-SHA-512 user and
-    ACLs (orangescrum.core.kafka_security); the users' ACLs name `events_topic` and
-    `dead_letter_topic`. A data dir keeps the mode it was formatted with.
+    ACLs (orangescrum.core.kafka_security); the users' ACLs name `events_topic`,
+    `dead_letter_topic` and the Kafka Connect worker's topics (`connect_topic_prefix`). A data
+    dir keeps the mode it was formatted with.
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class LocalKafka(ManagedService):
         security: Security = Security.PLAINTEXT,
         events_topic: str = "events-raw",
         dead_letter_topic: str = "events-dlq",
+        connect_topic_prefix: str = CONNECT_PREFIX,
     ) -> None:
         if brokers < 1:
             raise OrangeScrumError(f"--brokers must be at least 1, got {brokers}.")
@@ -176,7 +179,7 @@ class LocalKafka(ManagedService):
         self.jar_cache_dir = jar_cache_dir
         self.brokers = brokers
         self.security = security
-        self.acl_topics = (events_topic, dead_letter_topic)
+        self.acl_topics = (events_topic, dead_letter_topic, connect_topic_prefix)
         self.secrets = (
             BrokerSecrets(data_dir / "security") if security is Security.SASL_SSL else None
         )

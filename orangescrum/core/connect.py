@@ -7,6 +7,13 @@ Central (orangescrum/core/jars.py). The connector's settings are
 orangescrum/core/appdb/debezium-mariadb.json, filled from Settings. The database password never
 enters them: Connect reads it from a 0600 file through its DirectoryConfigProvider, so the REST
 API, the config topic and the logs only ever show the reference.
+
+The cluster is the one the ORANGESCRUM_KAFKA_* settings name, with their security: the worker's
+own clients, the `producer.`/`consumer.`/`admin.` clients it gives the connector, and Debezium's
+schema-history producer and consumer all get the same Java client properties, the Kafka password
+being a reference to a 0600 file beside the database's. On the local secured broker
+(`broker start --security sasl_ssl`) that is the `connect` user, whose ACLs name the default
+ORANGESCRUM_CONNECT_TOPIC_PREFIX.
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ from orangescrum.core.appdb.connection import APP_TABLES, cdc_password
 from orangescrum.core.broker import require_broker
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.jars import connect_classpath, java
+from orangescrum.core.kafka_security import (
+    CONNECT_STATUS_GROUP,
+    connect_groups,
+    connect_topics,
+    jaas_quoted,
+    java_client_properties,
+    java_client_sentence,
+)
 from orangescrum.core.processes import (
     HOST,
     ManagedService,
@@ -48,10 +63,31 @@ CONNECTOR_NAME: Final = "orangescrum-appdb"
 MAIN_CLASS: Final = "org.apache.kafka.connect.cli.ConnectDistributed"
 LOG4J_CONFIG: Final = Path(__file__).resolve().parent / "kafka-log4j2.properties"
 PASSWORD_KEY: Final = "appdb-cdc-password"
+KAFKA_PASSWORD_KEY: Final = "kafka-sasl-password"
+DIRECTORY_PROVIDER: Final = "org.apache.kafka.common.config.provider.DirectoryConfigProvider"
+# Clients the worker configures from its own properties with these prefixes: the connector's
+# producer, a sink's consumer, the admin that creates the connector's topics.
+CLIENT_PREFIXES: Final = ("producer.", "consumer.", "admin.")
+SCHEMA_HISTORY_PREFIXES: Final = (
+    "schema.history.internal.producer.",
+    "schema.history.internal.consumer.",
+)
 # One worker with one connector needs little heap; on a shared 2-core machine less is better.
-JVM_OPTIONS: Final = ("-Xms64m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
+# The worker's properties may name config providers that Kafka instantiates on its own: this
+# one only.
+JVM_OPTIONS: Final = (
+    "-Xms64m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    "-Djava.awt.headless=true",
+    f"-Dorg.apache.kafka.automatic.config.providers={DIRECTORY_PROVIDER}",
+)
 # On SIGTERM the worker stops its tasks and commits their last offsets; give it the time.
 STOP_TIMEOUT_SECONDS: Final = 30
+# What the worker logs when its herder (group membership, the config/offset/status topics)
+# gives up, a missing ACL for instance; its JVM then waits most of a minute for the REST
+# server before it exits.
+HERDER_EXIT: Final = "Uncaught exception in herder work thread, exiting"
 # Offsets are committed this often while running: after a crash (not a clean stop) at most
 # this much of the binlog is read and sent again.
 OFFSET_FLUSH_INTERVAL_MS: Final = 5000
@@ -68,17 +104,36 @@ def secrets_dir(settings: Settings) -> Path:
     return settings.connect_data_dir / "secrets"
 
 
-def connector_config(settings: Settings) -> dict[str, str]:
-    """The Debezium connector's config: the template in the repo, filled from `settings`.
+def secret_reference(settings: Settings, key: str) -> str:
+    """What Connect's DirectoryConfigProvider replaces with the file `write_secret` wrote."""
+    return f"${{dir:{secrets_dir(settings)}:{key}}}"
 
-    The password is a config-provider reference to the file `write_password_file` writes.
+
+def uses_sasl(settings: Settings) -> bool:
+    return settings.kafka_security_protocol.upper().startswith("SASL")
+
+
+def kafka_properties(settings: Settings) -> dict[str, str]:
+    """The Java clients' security for the settings' cluster, the password as a reference."""
+    return java_client_properties(settings, secret_reference(settings, KAFKA_PASSWORD_KEY))
+
+
+def prefixed(prefixes: tuple[str, ...], properties: dict[str, str]) -> dict[str, str]:
+    return {prefix + key: value for prefix in prefixes for key, value in properties.items()}
+
+
+def connector_config(settings: Settings) -> dict[str, str]:
+    """The Debezium connector's config: the template in the repo, filled from `settings`,
+    with the Kafka security of the schema history's own producer and consumer.
+
+    Passwords are config-provider references to the files `write_secret` writes.
     """
     database = settings.appdb_database
     values = {
         "appdb_host": settings.appdb_host,
         "appdb_port": str(settings.appdb_port),
         "appdb_cdc_user": settings.appdb_cdc_user,
-        "appdb_cdc_password": f"${{dir:{secrets_dir(settings)}:{PASSWORD_KEY}}}",
+        "appdb_cdc_password": secret_reference(settings, PASSWORD_KEY),
         "appdb_database": database,
         # Regular expressions matched against the whole name: the app's tables, not the
         # simulator's marker table.
@@ -88,20 +143,24 @@ def connector_config(settings: Settings) -> dict[str, str]:
         "replication_factor": str(settings.topic_replication_factor),
     }
     template: dict[str, str] = json.loads(CONNECTOR_TEMPLATE.read_text())
-    return {key: Template(value).substitute(values) for key, value in template.items()}
+    config = {key: Template(value).substitute(values) for key, value in template.items()}
+    # Debezium's schema history clients take nothing from the worker's settings.
+    return config | prefixed(SCHEMA_HISTORY_PREFIXES, kafka_properties(settings))
 
 
 def worker_properties(settings: Settings, port: int) -> dict[str, str]:
-    """The worker's config (distributed mode, one worker)."""
-    prefix = settings.connect_topic_prefix
+    """The worker's config (distributed mode, one worker), its clients' security included."""
+    # The names the secured broker's ACLs for the connect user name too.
+    configs, offsets, status, _ = connect_topics(settings.connect_topic_prefix)
+    group, _ = connect_groups(settings.connect_topic_prefix)
     replicas = str(settings.topic_replication_factor)  # -1: the cluster's default
     json_converter = "org.apache.kafka.connect.json.JsonConverter"
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "group.id": f"{prefix}-connect",
-        "config.storage.topic": f"{prefix}-connect-configs",
-        "offset.storage.topic": f"{prefix}-connect-offsets",
-        "status.storage.topic": f"{prefix}-connect-status",
+        "group.id": group,
+        "config.storage.topic": configs,
+        "offset.storage.topic": offsets,
+        "status.storage.topic": status,
         "config.storage.replication.factor": replicas,
         "offset.storage.replication.factor": replicas,
         "status.storage.replication.factor": replicas,
@@ -115,25 +174,39 @@ def worker_properties(settings: Settings, port: int) -> dict[str, str]:
         # hybrid mode checked and said so): reading those instead of scanning every class
         # saves seconds at each start.
         "plugin.discovery": "service_load",
+        # Resolves the references in the connector's config and in these properties too.
         "config.providers": "dir",
-        "config.providers.dir.class": (
-            "org.apache.kafka.common.config.provider.DirectoryConfigProvider"
-        ),
+        "config.providers.dir.class": DIRECTORY_PROVIDER,
         # The provider may read the secrets folder and nothing else.
         "config.providers.dir.param.allowed.paths": str(secrets_dir(settings)),
+        # The worker's own clients (group, config/offset/status topics) read these; the
+        # clients it makes for the connector read only their prefixed copies.
+        **kafka_properties(settings),
+        **prefixed(CLIENT_PREFIXES, kafka_properties(settings)),
     }
 
 
-def write_password_file(settings: Settings, password: str) -> Path:
-    """The CDC user's password, exactly (the provider reads the file's bytes), 0600 in 0700."""
+def write_secret(settings: Settings, key: str, text: str) -> Path:
+    """A secret exactly (the provider reads the file's bytes), 0600 in 0700."""
     folder = secrets_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
-    path = folder / PASSWORD_KEY
+    path = folder / key
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        file.write(password)
+        file.write(text)
     return path
+
+
+def write_secrets(settings: Settings) -> None:
+    """The files the configs' references name: the CDC user's password and, for a SASL
+    cluster, the Kafka password as it stands inside the JAAS line's quotes."""
+    write_secret(settings, PASSWORD_KEY, cdc_password(settings))
+    if uses_sasl(settings):
+        password = settings.kafka_sasl_password.get_secret_value()
+        write_secret(settings, KAFKA_PASSWORD_KEY, jaas_quoted(password))
+    else:  # a password left by an earlier start against a secured cluster
+        (secrets_dir(settings) / KAFKA_PASSWORD_KEY).unlink(missing_ok=True)
 
 
 def check_converter(settings: Settings) -> None:
@@ -185,11 +258,8 @@ def check_appdb(settings: Settings) -> None:
 
 
 def check_kafka(settings: Settings) -> None:
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        raise OrangeScrumError(
-            "`orangescrum connect` runs its worker against a PLAINTEXT Kafka cluster only "
-            f"(ORANGESCRUM_KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol})."
-        )
+    """A broker answers these settings' client (login and certificate accepted), or one
+    sentence naming what to fix: the worker's JVM would only log its retries."""
     require_broker(settings)
 
 
@@ -232,6 +302,7 @@ class LocalConnect(ManagedService):
         self.requested_port = port if port is not None else (settings.connect_rest_port or None)
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0  # where this start's lines begin in the (appended) log
 
     # --- layout ---------------------------------------------------------------------------
     @property
@@ -264,7 +335,7 @@ class LocalConnect(ManagedService):
             self.requested_port, "set ORANGESCRUM_CONNECT_REST_PORT or pass --port"
         )
         self.directory.mkdir(parents=True, exist_ok=True)
-        write_password_file(self.settings, cdc_password(self.settings))
+        write_secrets(self.settings)
         properties = worker_properties(self.settings, self.port)
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
         command = [
@@ -277,6 +348,7 @@ class LocalConnect(ManagedService):
             MAIN_CLASS,
             str(self.config_file),
         ]
+        self._log_offset = self.log_file.stat().st_size if self.log_file.is_file() else 0
         # The binlog client logs through java.util.logging, to stderr: kept in stdout.log.
         with (self.directory / "stdout.log").open("ab") as output:
             self._process = subprocess.Popen(
@@ -314,10 +386,27 @@ class LocalConnect(ManagedService):
 
     # --- steps ----------------------------------------------------------------------------
     def _check_alive(self) -> None:
-        if (code := self.exit_code()) is not None:
-            raise OrangeScrumError(
-                f"Kafka Connect exited with code {code} while starting; see {self.log_file}."
-            )
+        """The worker runs and its herder has not given up, or one sentence: the Kafka
+        failure the worker logged (a missing ACL, an untrusted certificate) if it did."""
+        code = self.exit_code()
+        text = self._this_starts_log()
+        if code is None and HERDER_EXIT not in text:
+            return
+        if code is None and self._process is not None:
+            # Its herder stopped every task already: nothing is left to stop gracefully.
+            self._process.kill()
+            self._process.wait()
+        if (sentence := java_client_sentence(self.settings, text)) is not None:
+            raise OrangeScrumError(f"{sentence.removesuffix('.')}; see {self.log_file}.")
+        exited = "stopped" if code is None else f"exited with code {code}"
+        raise OrangeScrumError(f"Kafka Connect {exited} while starting; see {self.log_file}.")
+
+    def _this_starts_log(self) -> str:
+        if not self.log_file.is_file():
+            return ""
+        with self.log_file.open("rb") as log_file:
+            log_file.seek(self._log_offset)
+            return log_file.read().decode(errors="replace")
 
     def _wait_for_rest(self, deadline: float) -> None:
         """Until /health says the worker has joined its group and read its config topic."""
@@ -462,7 +551,7 @@ def topic_message_counts(settings: Settings, topics: list[str]) -> dict[str, int
     topic that does not exist."""
     consumer = Consumer(
         settings.kafka_client_config()
-        | {"group.id": "orangescrum-connect-status", "enable.auto.commit": False, "log_level": 0}
+        | {"group.id": CONNECT_STATUS_GROUP, "enable.auto.commit": False, "log_level": 0}
     )
     try:
         metadata = consumer.list_topics(timeout=settings.kafka_connect_timeout_seconds).topics

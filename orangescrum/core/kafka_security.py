@@ -9,6 +9,9 @@ log in with SCRAM-SHA-512 and are held to ACLs (StandardAuthorizer, deny by defa
 | `admin`    | everything (super user): topics create/delete/peek, status; inter-broker    |
 | `producer` | WRITE on the events and dead-letter topics (the simulator)                  |
 | `stream`   | READ on the events topic and its consumer groups, WRITE on the dead letters |
+| `connect`  | CREATE and WRITE on topics prefixed `orangescrum-appdb`; READ on its four   |
+|            | (Connect's configs, offsets, status; the schema history), its two groups;   |
+|            | DESCRIBE on the group `connect status` counts with                          |
 
 Everything lives in `<broker data dir>/security/` (folder 0700, secrets 0600): `ca.pem`, the
 clients' trust anchor (ORANGESCRUM_KAFKA_SSL_CA_LOCATION); `broker.pem`, the broker's key and
@@ -51,13 +54,20 @@ if TYPE_CHECKING:  # confluent_kafka is imported where it is used: `orangescrum 
 T = TypeVar("T")
 
 MECHANISM = "SCRAM-SHA-512"
-ADMIN, PRODUCER, STREAM = "admin", "producer", "stream"
-USERS = (ADMIN, PRODUCER, STREAM)
+ADMIN, PRODUCER, STREAM, CONNECT = "admin", "producer", "stream", "connect"
+USERS = (ADMIN, PRODUCER, STREAM, CONNECT)
+# The broker grants Connect's ACLs on the default prefix (ORANGESCRUM_CONNECT_TOPIC_PREFIX):
+# it is started without the settings of the Connect worker that will use it.
+CONNECT_PREFIX = str(Settings.model_fields["connect_topic_prefix"].default)
+# `connect status` counts the change-event topics with a consumer of this group: librdkafka
+# looks up its coordinator (DESCRIBE) though it never joins it.
+CONNECT_STATUS_GROUP = "orangescrum-connect-status"
 # What each user is for, {events} and {dead_letters} being the topics its ACLs name.
 ROLES = {
     ADMIN: "super user: topics create/delete/peek/dlq, status",
     PRODUCER: "writes {events} and {dead_letters}: simulate",
     STREAM: "reads {events}, writes {dead_letters}: stream",
+    CONNECT: f"creates and writes the {CONNECT_PREFIX}* topics: connect start",
 }
 # Spark's kafka source names its consumer groups spark-kafka-source-<query id>-...; the
 # project's own probes (stream lag, status, tests) use orangescrum-*.
@@ -110,10 +120,12 @@ class BrokerSecrets:
         so its users' passwords must too."""
         lost = [user for user in USERS if not self.password_file(user).is_file()]
         if formatted and lost:
+            # A cluster formatted before a user was added to USERS lacks its password too:
+            # SCRAM users are created at format time only.
             raise OrangeScrumError(
                 f"The cluster's users were created with the passwords in {self.directory}, "
-                f"and those of {', '.join(lost)} are gone: remove {self.directory.parent} to "
-                "start a new secured cluster."
+                f"and those of {', '.join(lost)} are gone (or the cluster predates them): "
+                f"remove {self.directory.parent} to start a new secured cluster."
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
@@ -272,6 +284,34 @@ def _jaas(module: str, user: str, password: str, *extra: str) -> str:
     )
 
 
+def jaas_quoted(text: str) -> str:
+    """`text` as it must stand between a JAAS line's double quotes (Kafka's parser reads
+    backslash escapes there)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def java_client_properties(settings: Settings, password: str) -> dict[str, str]:
+    """The Java client's security properties for these settings (Kafka Connect, Debezium):
+    what Settings.kafka_client_config() is to librdkafka, bootstrap servers aside.
+
+    `password` enters the JAAS line as given: the secret itself, or a config provider's
+    reference to a file holding jaas_quoted(secret), so the line never shows the secret.
+    """
+    protocol = settings.kafka_security_protocol
+    properties = {"security.protocol": protocol}
+    if protocol.upper().startswith("SASL"):
+        scram = settings.kafka_sasl_mechanism.upper().startswith("SCRAM")
+        module = SCRAM_LOGIN if scram else PLAIN_LOGIN
+        properties["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        properties["sasl.jaas.config"] = _jaas(module, settings.kafka_sasl_username, password)
+    if settings.kafka_ssl_ca_location:
+        # The Java client reads the same PEM bundle librdkafka's ssl.ca.location names; no
+        # key store password exists for a PEM trust store.
+        properties["ssl.truststore.type"] = "PEM"
+        properties["ssl.truststore.location"] = settings.kafka_ssl_ca_location
+    return properties
+
+
 def listener_properties(
     host: str, port: int, controller_port: int, secrets_: BrokerSecrets, admin_password: str
 ) -> dict[str, object]:
@@ -305,8 +345,28 @@ def listener_properties(
     }
 
 
-def acl_bindings(events_topic: str, dead_letter_topic: str) -> list[AclBinding]:
-    """Least privilege for the two service users (WRITE and READ imply DESCRIBE; WRITE on a
+def connect_topics(prefix: str) -> tuple[str, ...]:
+    """The topics Kafka Connect reads back: its worker's configs, offsets and status
+    (orangescrum.core.connect names them from here) and Debezium's schema history (named in
+    orangescrum/core/appdb/debezium-mariadb.json)."""
+    return (
+        f"{prefix}-connect-configs",
+        f"{prefix}-connect-offsets",
+        f"{prefix}-connect-status",
+        f"{prefix}.schema-history",
+    )
+
+
+def connect_groups(prefix: str) -> tuple[str, ...]:
+    """The worker's group (orangescrum.core.connect names it from here) and Debezium's
+    schema-history consumer's (Debezium names it after the connector's topic prefix)."""
+    return (f"{prefix}-connect", f"{prefix}-schemahistory")
+
+
+def acl_bindings(
+    events_topic: str, dead_letter_topic: str, connect_prefix: str = CONNECT_PREFIX
+) -> list[AclBinding]:
+    """Least privilege for the service users (WRITE and READ imply DESCRIBE; WRITE on a
     topic also allows the idempotent producer since Kafka 3.0)."""
     from confluent_kafka.admin import (
         AclBinding,
@@ -337,6 +397,23 @@ def acl_bindings(events_topic: str, dead_letter_topic: str) -> list[AclBinding]:
             allow(STREAM, group, prefix, AclOperation.READ, ResourcePatternType.PREFIXED)
             for prefix in STREAM_GROUP_PREFIXES
         ),
+        # Connect creates what it writes (its own topics, the schema history, a topic per
+        # table and the schema changes'), all named with the prefix; it reads back only its
+        # own four, whose settings it and Debezium check (DESCRIBE_CONFIGS); no other topic.
+        *(
+            allow(CONNECT, topic, connect_prefix, operation, ResourcePatternType.PREFIXED)
+            for operation in (AclOperation.CREATE, AclOperation.WRITE)
+        ),
+        *(
+            allow(CONNECT, topic, name, operation)
+            for name in connect_topics(connect_prefix)
+            for operation in (AclOperation.READ, AclOperation.DESCRIBE_CONFIGS)
+        ),
+        *(
+            allow(CONNECT, group, name, AclOperation.READ)
+            for name in connect_groups(connect_prefix)
+        ),
+        allow(CONNECT, group, CONNECT_STATUS_GROUP, AclOperation.DESCRIBE),
     ]
 
 
