@@ -7,7 +7,8 @@ micro-batch after a crash it reads the same offset ranges from its offset log, s
 rewrites and republishes exactly the files of the failed attempt. Plain Parquet readers
 (DuckDB, BigQuery external tables) never see a row twice, none is lost, and a failed batch
 leaves nothing visible. The files are written with pyarrow, which reaches a local folder and
-gs:// alike.
+gs:// alike; the event stream lands a gs:// lake through spark/gcs_landing.py instead (Spark's
+own writer, so Google's gcs-connector does the I/O), with the same file names.
 """
 
 from __future__ import annotations

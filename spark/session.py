@@ -51,7 +51,7 @@ def gcs_hadoop_options(settings: Settings) -> dict[str, str]:
         # Version 2 commits a task by renaming its files, never a folder: a folder rename on
         # GCS is a copy of every object (twice over with version 1). A job's files appear as
         # its tasks commit, which is safe here: every job writes a staging folder that is
-        # published afterwards (compaction's swap).
+        # published afterwards (compaction's swap, the stream's renames in gcs_landing.py).
         "mapreduce.fileoutputcommitter.algorithm.version": "2",
         # Structured Streaming writes its checkpoint through Hadoop's FileContext API.
         "fs.AbstractFileSystem.gs.impl": GCS_ABSTRACT_FILESYSTEM,
@@ -62,6 +62,9 @@ def gcs_hadoop_options(settings: Settings) -> dict[str, str]:
             "fs.gs.auth.type": "UNAUTHENTICATED",
             # fake-gcs-server has no objects.move call; copy + delete does the same there.
             "fs.gs.operation.move.enable": "false",
+            # Nor the storageLayout call the connector makes before a delete (does the bucket
+            # have hierarchical-namespace folders?): every delete would fail, silently (false).
+            "fs.gs.hierarchical.namespace.folders.enable": "false",
         }
     else:
         # Hadoop's own default is COMPUTE_ENGINE, which works on Google's VMs only.

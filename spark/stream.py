@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,11 +41,14 @@ from orangescrum.core.monitoring import METRICS_SCHEMA
 from orangescrum.core.settings import Settings
 from orangescrum.core.topics import topic_id
 from spark.decode import DecodeRules, decode_kafka_records
+from spark.gcs_landing import land_with_spark, lands_through_spark
 from spark.landing import SUMMARY_DDL, LandingConfig, land_partition, publish, summary_totals
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "orangescrum_stream.lock"
+# The change stream's {topic: id} (TopicGuard); the event stream keeps TOPIC_ID_FILE.
+TOPIC_IDS_FILE = "orangescrum_topic_ids.json"
 
 
 @dataclass
@@ -94,26 +97,62 @@ class TopicGuard:
     A topic deleted and recreated (or a broker started empty) starts its offsets again at 0:
     a checkpoint from the old topic would silently skip the new one's first records, whatever
     the offsets. Kafka gives every topic a unique id; the checkpoint keeps the one it read.
+
+    The event stream reads one topic and keeps its id alone in TOPIC_ID_FILE (which
+    `orangescrum status` reads). The change stream subscribes to its table topics by pattern
+    and passes the topics each batch reads; their ids are kept as {topic: id} in
+    TOPIC_IDS_FILE, a topic added the first time it is read.
     """
 
     def __init__(self, settings: Settings, checkpoint: str) -> None:
         self.settings = settings
         self.checkpoint = checkpoint
 
-    def check(self) -> None:
-        current = topic_id(self.settings, self.settings.topic_events)
-        remembered = read_checkpoint_file(
-            self.checkpoint, TOPIC_ID_FILE, self.settings.gcs_endpoint
+    def check(self, topics: Collection[str] | None = None) -> None:
+        """`topics`: None for the events topic; else the topics a batch reads."""
+        several = topics is not None
+        names = sorted(topics) if topics is not None else [self.settings.topic_events]
+        current = self._topic_ids(names)
+        remembered = self._remembered(several)
+        for name, now in current.items():
+            before = remembered.get(name)
+            if before is not None and before != now:
+                raise OrangeScrumError(
+                    f"Topic {name} was recreated (its id is {now}; the checkpoint "
+                    f"{self.checkpoint} read {before}), so the checkpoint's offsets do not "
+                    "apply to it: move that checkpoint folder aside to read the new topic from "
+                    "its start, or point the stream at the original cluster."
+                )
+        if current.keys() - remembered.keys():
+            self._remember(remembered | current, several)
+
+    def _topic_ids(self, names: list[str]) -> dict[str, str]:
+        """One describe request for all of them (a dozen table topics every batch add up);
+        when it fails, topic_id asks for each and says why in a sentence."""
+        if len(names) > 1:
+            from confluent_kafka import KafkaException, TopicCollection
+            from confluent_kafka.admin import AdminClient
+
+            admin = AdminClient(self.settings.kafka_client_config())
+            requests = admin.describe_topics(TopicCollection(names), request_timeout=10)
+            with contextlib.suppress(KafkaException):
+                return {name: str(request.result().topic_id) for name, request in requests.items()}
+        return {name: topic_id(self.settings, name) for name in names}
+
+    def _remembered(self, several: bool) -> dict[str, str]:
+        name = TOPIC_IDS_FILE if several else TOPIC_ID_FILE
+        text = read_checkpoint_file(self.checkpoint, name, self.settings.gcs_endpoint)
+        if text is None:
+            return {}
+        return json.loads(text) if several else {self.settings.topic_events: text}
+
+    def _remember(self, ids: dict[str, str], several: bool) -> None:
+        name, text = (
+            (TOPIC_IDS_FILE, json.dumps(ids, sort_keys=True))
+            if several
+            else (TOPIC_ID_FILE, ids[self.settings.topic_events])
         )
-        if remembered is None:
-            _write_small_file(self.checkpoint, TOPIC_ID_FILE, current, self.settings.gcs_endpoint)
-        elif remembered != current:
-            raise OrangeScrumError(
-                f"Topic {self.settings.topic_events} was recreated (its id is {current}; the "
-                f"checkpoint {self.checkpoint} read {remembered}), so the checkpoint's offsets "
-                "do not apply to it: move that checkpoint folder aside to read the new topic "
-                "from its start, or point the stream at the original cluster."
-            )
+        _write_small_file(self.checkpoint, name, text, self.settings.gcs_endpoint)
 
 
 KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
@@ -199,6 +238,75 @@ def decode_rules(settings: Settings) -> DecodeRules:
     )
 
 
+class LagProbe:
+    """Records already in the topics past a batch's end offsets (what the stream still owes)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._consumer: Any = None
+
+    def lag(self, batch_end: dict[str, dict[str, int]]) -> int | None:
+        """`batch_end`: {topic: {partition (as text): end offset}}, as Spark plans a batch."""
+        if not any(batch_end.values()):
+            return 0
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        if self._consumer is None:
+            self._consumer = Consumer(
+                self.settings.kafka_client_config() | {"group.id": "orangescrum-lag-probe"}
+            )
+        lag = 0
+        try:
+            for topic, partitions in batch_end.items():
+                for partition, end in partitions.items():
+                    _, high = self._consumer.get_watermark_offsets(
+                        TopicPartition(topic, int(partition)), timeout=10
+                    )
+                    lag += max(high - int(end), 0)
+        except KafkaException as error:
+            # A metric, not a reason to stop: the broker may be restarting right now.
+            log.warning("lag unknown for this batch (%s)", error.args[0].str())
+            return None
+        return lag
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+
+def write_batch_metrics(
+    settings: Settings,
+    landing_id: str,
+    batch_id: int,
+    counts: dict[str, Any],
+    started_at: datetime,
+    finished_at: datetime,
+    end_offsets: dict[str, Any],
+    lag_total: int | None,
+) -> dict[str, Any]:
+    """A micro-batch's metrics row (METRICS_SCHEMA) in raw/metrics; returns it.
+
+    The file is named by landing id and batch id: a replayed batch rewrites its own row, and
+    the event and change streams (each its own landing id) never write each other's.
+    """
+    metrics = counts | {
+        "landing_id": landing_id,
+        "batch_id": batch_id,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "duration_seconds": (finished_at - started_at).total_seconds(),
+        "end_offsets": json.dumps(end_offsets),
+        "lag_total": lag_total,
+    }
+    filesystem, lake = settings.lake.open()
+    write_parquet_atomically(
+        filesystem,
+        lake.metrics_file(landing_id, batch_id),
+        pa.Table.from_pylist([metrics], schema=METRICS_SCHEMA),
+    )
+    return metrics
+
+
 class BatchLander:
     """The foreachBatch callback: decode and land a micro-batch, then record its metrics row."""
 
@@ -207,9 +315,9 @@ class BatchLander:
         self.checkpoint = checkpoint
         self.config = config
         self.guard = TopicGuard(settings, checkpoint)
+        self.probe = LagProbe(settings)
         self.totals = StreamTotals()
         self.failure: OrangeScrumError | None = None
-        self._consumer: Any = None
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         try:
@@ -226,31 +334,30 @@ class BatchLander:
         self.guard.check()
         # Per batch, so a schema version registered while the stream runs is decoded at once.
         decoded = decode_kafka_records(batch, decode_rules(self.settings))
-        summaries = [
-            row.asDict()
-            for row in decoded.mapInArrow(
-                partial(land_partition, config=self.config, batch_id=batch_id), SUMMARY_DDL
-            ).collect()
-        ]
-        filesystem, lake = self.settings.lake.open()
-        publish(filesystem, sorted({path for row in summaries for path in row.pop("files")}))
-        metrics = summary_totals(summaries)
+        if lands_through_spark(self.config.lake):
+            # gs://: Spark's own Parquet writer, so Google's gcs-connector does the I/O.
+            summaries = land_with_spark(decoded, self.config, batch_id)
+        else:
+            summaries = [
+                row.asDict()
+                for row in decoded.mapInArrow(
+                    partial(land_partition, config=self.config, batch_id=batch_id), SUMMARY_DDL
+                ).collect()
+            ]
+            filesystem, _ = self.settings.lake.open()
+            publish(filesystem, sorted({path for row in summaries for path in row.pop("files")}))
         planned = batch_end_offsets(self.checkpoint, batch_id, self.settings.gcs_endpoint)
         source_offsets = planned.get(self.settings.topic_events, {})
         finished_at = datetime.now(UTC)
-        metrics |= {
-            "landing_id": self.config.landing_id,
-            "batch_id": batch_id,
-            "started_at": started_at,
-            "finished_at": finished_at,
-            "duration_seconds": (finished_at - started_at).total_seconds(),
-            "end_offsets": json.dumps(source_offsets),
-            "lag_total": self._lag(source_offsets),
-        }
-        write_parquet_atomically(
-            filesystem,
-            lake.metrics_file(self.config.landing_id, batch_id),
-            pa.Table.from_pylist([metrics], schema=METRICS_SCHEMA),
+        metrics = write_batch_metrics(
+            self.settings,
+            self.config.landing_id,
+            batch_id,
+            summary_totals(summaries),
+            started_at,
+            finished_at,
+            source_offsets,
+            self._lag(source_offsets),
         )
         self.totals.add(metrics)
         log.info(
@@ -264,32 +371,11 @@ class BatchLander:
         )
 
     def _lag(self, batch_end: dict[str, int]) -> int | None:
-        """Records already in the topic past this batch's end (what the stream still owes)."""
-        if not batch_end:
-            return 0
-        from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-        if self._consumer is None:
-            self._consumer = Consumer(
-                self.settings.kafka_client_config() | {"group.id": "orangescrum-lag-probe"}
-            )
-        topic = self.settings.topic_events
-        lag = 0
-        try:
-            for partition, end in batch_end.items():
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, int(partition)), timeout=10
-                )
-                lag += max(high - int(end), 0)
-        except KafkaException as error:
-            # A metric, not a reason to stop: the broker may be restarting right now.
-            log.warning("lag unknown for this batch (%s)", error.args[0].str())
-            return None
-        return lag
+        """Records already in the events topic past this batch's end."""
+        return self.probe.lag({self.settings.topic_events: batch_end})
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
+        self.probe.close()
 
 
 @contextmanager

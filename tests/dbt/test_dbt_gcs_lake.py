@@ -1,8 +1,8 @@
 """DuckDB over a lake on GCS: the fixture lake uploaded to fake-gcs-server, then built.
 
 The dev profile registers gcsfs (an fsspec filesystem) on DuckDB's connection when the lake
-root is gs://; ORANGESCRUM_GCS_ENDPOINT points it at the emulator, as it points the Spark
-landing there (tests/spark/test_gcs_lake.py). What it does not cover: Google credentials,
+root is gs://; ORANGESCRUM_GCS_ENDPOINT points it at the emulator, as it points Spark's
+gcs-connector there (tests/spark/test_gcs_connector.py). What it does not cover: Google credentials,
 and the latency of a real bucket.
 """
 

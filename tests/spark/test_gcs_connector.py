@@ -1,11 +1,12 @@
 """Spark on gs:// through Google's Hadoop gcs-connector, end to end against fake-gcs-server.
 
 A seeded history goes to the local broker; `orangescrum stream` (AvailableNow) keeps its
-checkpoint in a gs:// bucket and lands into a gs:// lake; `orangescrum batch compact` writes a
-processed day there with Spark's Parquet writer; DuckDB (dbt, dev target) reads the gs:// lake
-through gcsfs; the counts reconcile with what was produced. Spark's checkpoint logs and its
-task-committed Parquet files can only have come through the connector: nothing else in the
-project writes them.
+checkpoint in a gs:// bucket and lands into a gs:// lake with Spark's Parquet writer
+(spark/gcs_landing.py); its last batch is then replayed; `orangescrum batch compact` writes a
+processed day there; DuckDB (dbt, dev target) reads the gs:// lake through gcsfs; the counts
+reconcile with what was produced. Spark's checkpoint logs and its Parquet files (parquet-mr in
+their footers; pyarrow writes parquet-cpp) can only have come through the connector: nothing
+else in the project writes them.
 
 fake-gcs-server runs with its memory backend here: the connector marks folders with objects
 whose names end in "/", which the filesystem backend (tests/conftest.py's fixture) cannot hold.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,7 +27,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ingestion.faults import BAD_KINDS
@@ -38,8 +43,13 @@ from orangescrum.warehouse.load import load_raw_events, model_schema, run_dbt_ov
 from spark.session import GCS_FILESYSTEM, gcs_hadoop_options
 from tests.conftest import GCS_BUCKET, gcs_client, last_weeks_monday
 
+if TYPE_CHECKING:
+    from google.cloud import storage
+
 LAKE = f"gs://{GCS_BUCKET}/lake"
 CHECKPOINTS = f"gs://{GCS_BUCKET}/checkpoints"
+CHECKPOINT = "checkpoints/events-raw-to-lake"  # the stream's, as object names in the bucket
+LANDED_NAME = re.compile(r"part-[0-9a-f]{8}-b(\d{10})-p\d{5}\.parquet")
 
 
 @pytest.fixture
@@ -75,10 +85,12 @@ def test_gcs_options_point_spark_at_the_emulator_or_at_google(settings: Settings
     assert options["spark.hadoop.fs.gs.impl"] == GCS_FILESYSTEM
     assert options["spark.hadoop.fs.gs.storage.root.url"] == "http://127.0.0.1:4443/"
     assert options["spark.hadoop.fs.gs.auth.type"] == "UNAUTHENTICATED"
+    assert options["spark.hadoop.fs.gs.hierarchical.namespace.folders.enable"] == "false"
     production = gcs_hadoop_options(settings.model_copy(update={"checkpoint_dir": CHECKPOINTS}))
     assert production["spark.hadoop.fs.gs.auth.type"] == "APPLICATION_DEFAULT"
     assert "spark.hadoop.fs.gs.storage.root.url" not in production  # Google's own endpoint
     assert "spark.hadoop.fs.gs.operation.move.enable" not in production
+    assert "spark.hadoop.fs.gs.hierarchical.namespace.folders.enable" not in production
 
 
 def orangescrum(settings: Settings, *args: str) -> str:
@@ -91,6 +103,7 @@ def orangescrum(settings: Settings, *args: str) -> str:
         "ORANGESCRUM_TOPIC_EVENTS": settings.topic_events,
         "ORANGESCRUM_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
         "ORANGESCRUM_SPARK_MASTER": "local[2]",
+        "ORANGESCRUM_MAX_EVENTS_PER_BATCH": str(settings.max_events_per_batch),
     }
     result = subprocess.run(
         [sys.executable, "-m", "orangescrum", *args],
@@ -102,7 +115,7 @@ def orangescrum(settings: Settings, *args: str) -> str:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return result.stdout + result.stderr  # the console's summary goes to stderr
 
 
 @pytest.mark.slow
@@ -118,17 +131,53 @@ def test_stream_compaction_and_dbt_on_a_gcs_lake_through_the_connector(
     )
     produced = produce_history(settings, history, dict.fromkeys(BAD_KINDS, 1))
     assert produced.duplicates > 0  # redeliveries, so the counts below prove deduplication
+    # At least two micro-batches: the replay below re-lands the last and leaves the others.
+    settings = settings.model_copy(update={"max_events_per_batch": produced.messages // 2 + 1})
 
     orangescrum(settings, "stream", "--available-now")
 
     bucket = gcs_client(memory_gcs).bucket(GCS_BUCKET)
     names = {blob.name for blob in bucket.list_blobs()}
     # Spark's own checkpoint logs, written through the connector's FileContext (GoogleHadoopFS).
-    checkpoint = "checkpoints/events-raw-to-lake"
-    assert {f"{checkpoint}/metadata", f"{checkpoint}/offsets/0", f"{checkpoint}/commits/0"} <= names
-    raw = sorted(n for n in names if n.startswith("lake/raw/events/") and n.endswith(".parquet"))
-    days = Counter(name.split("/")[3] for name in raw)
+    assert {f"{CHECKPOINT}/metadata", f"{CHECKPOINT}/offsets/0", f"{CHECKPOINT}/commits/0"} <= names
+    landed = landed_files(bucket)
+    days = Counter(name.split("/")[3] for name in landed if name.startswith("lake/raw/events/"))
     assert days, sorted(names)
+    assert any(name.startswith("lake/raw/_dead_letter/") for name in landed)
+    for name in landed:
+        # Spark's Parquet writer, not pyarrow, under the names the local landing gives.
+        footer = parquet_footer(bucket, name)
+        assert footer.created_by.startswith("parquet-mr"), (name, footer.created_by)
+        assert b"org.apache.spark.version" in footer.metadata
+        assert LANDED_NAME.fullmatch(name.rpartition("/")[2]), name
+    assert not staged_files(names)
+
+    # Replay the last batch, as Spark does when the stream died before committing it; the
+    # state a crash halfway through its renames leaves: one of its files not yet published.
+    logged = [n.removeprefix(f"{CHECKPOINT}/commits/") for n in names]
+    last = max(int(n) for n in logged if n.isdigit())
+    assert last >= 1
+    replayed = {name: generation for name, generation in landed.items() if batch_of(name) == last}
+    assert replayed
+    rows_replayed = sum(parquet_footer(bucket, name).num_rows for name in replayed)
+    bucket.delete_blob(f"{CHECKPOINT}/commits/{last}")
+    bucket.delete_blob(min(name for name in replayed if name.startswith("lake/raw/events/")))
+
+    output = orangescrum(settings, "stream", "--available-now")
+
+    assert re.search(rf"^1 batches: {rows_replayed:,} read", output, re.MULTILINE), output
+    relanded = landed_files(bucket)
+    assert relanded.keys() == landed.keys()  # the same names: replaced, none added
+    assert all(relanded[name] != generation for name, generation in replayed.items())
+    assert all(relanded[name] == landed[name] for name in landed.keys() - replayed.keys())
+    names = {blob.name for blob in bucket.list_blobs()}
+    assert not staged_files(names)
+    metrics = [re.search(r"-b(\d{10})\.parquet$", n) for n in names if "/raw/metrics/" in n]
+    assert sorted(int(m[1]) for m in metrics if m) == list(range(last + 1))  # one per batch
+    # What a plain Parquet reader globs: every Kafka record once, the redeliveries included.
+    records, distinct_records, distinct_events = raw_counts_over_gcs(settings)
+    assert records == distinct_records == produced.events
+    assert distinct_events == produced.unique_events
 
     busiest = max(days, key=days.__getitem__).removeprefix("event_date=")
     orangescrum(settings, "batch", "compact", "--date", busiest)
@@ -146,6 +195,49 @@ def test_stream_compaction_and_dbt_on_a_gcs_lake_through_the_connector(
     facts, distinct_facts, distinct_raw, dead_letters = warehouse_counts_over_gcs(settings)
     assert facts == distinct_facts == distinct_raw == produced.unique_events
     assert dead_letters == sum(produced.bad_by_kind.values()) == len(BAD_KINDS)
+
+
+def landed_files(bucket: storage.Bucket) -> dict[str, int]:
+    """The stream's raw event and dead-letter files: object name -> generation."""
+    zones = ("lake/raw/events/", "lake/raw/_dead_letter/")
+    return {
+        blob.name: blob.generation
+        for blob in bucket.list_blobs(prefix="lake/raw/")
+        if blob.name.startswith(zones) and blob.name.endswith(".parquet")
+    }
+
+
+def staged_files(names: set[str]) -> list[str]:
+    """Files left in the staging zone ("folder/" marker objects are not files)."""
+    return [n for n in names if n.startswith("lake/raw/_staging/") and not n.endswith("/")]
+
+
+def batch_of(name: str) -> int:
+    match = LANDED_NAME.fullmatch(name.rpartition("/")[2])
+    assert match, name
+    return int(match[1])
+
+
+def parquet_footer(bucket: storage.Bucket, name: str) -> pq.FileMetaData:
+    return pq.read_metadata(pa.BufferReader(bucket.blob(name).download_as_bytes()))
+
+
+def raw_counts_over_gcs(settings: Settings) -> tuple[int, ...]:
+    """Rows, distinct Kafka records and distinct events in raw/events, read as DuckDB's dev
+    views and BigQuery's external tables read it: a glob of the partition folders."""
+    import duckdb
+    import gcsfs
+
+    with duckdb.connect() as connection:
+        connection.register_filesystem(
+            gcsfs.GCSFileSystem(endpoint_url=settings.gcs_endpoint, token="anon")
+        )
+        row = connection.execute(
+            "select count(*), count(distinct (kafka_topic, kafka_partition, kafka_offset)), "
+            "count(distinct event_id) from read_parquet(?)",
+            [f"{settings.lake.raw_events}/event_date=*/*.parquet"],
+        ).fetchone()
+    return tuple(int(value) for value in row)
 
 
 def warehouse_counts_over_gcs(settings: Settings) -> tuple[int, ...]:
