@@ -5,45 +5,63 @@ every table topic under the connector's prefix, each record mapped by spark/cdc.
 in mapInArrow) and landed by spark/landing.py's exactly-once code into the same raw zones
 (`raw/events`, `raw/_dead_letter`), with its own checkpoint and landing id, so neither query
 ever overwrites or replays the other's files.
+
+Operated like the event stream, with its helpers: a `raw/metrics` row per micro-batch (named by
+this stream's landing id), dead letters copied to the dead-letter topic, and a refusal of a
+table topic that was deleted and recreated (TopicGuard). Columns added to or dropped from an
+app table are warned about once (spark/cdc_drift.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 import pyarrow as pa
 from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from orangescrum.core.appdb.translate import REPLY
+from orangescrum.core.checkpoint import OFFSETS_LOG, batch_end_offsets, batch_ids
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.settings import Settings
-from spark.cdc import CdcRules, Lookups, map_records, to_table
+from spark.cdc import CdcRules, Lookups, lookups_from, map_records, to_table
+from spark.cdc_drift import ColumnDrift, survey
 from spark.landing import SUMMARY_DDL, SUMMARY_SCHEMA, LandingConfig, land_partition, publish
 from spark.landing import summary_totals as landing_totals
 from spark.stream import (
     KAFKA_COLUMNS,
+    LagProbe,
     StreamTotals,
+    TopicGuard,
     checkpoint_lock,
     kafka_source_options,
-    landing_id,
+    landing_config,
     with_trigger,
+    write_batch_metrics,
 )
 
 log = logging.getLogger(__name__)
 
 CDC_CHECKPOINT = "appdb-cdc-to-lake"
+CDC_QUERY_NAME = "appdb_changes_to_lake"
 # Outcome of records that mean no event (kept out of landed/dead-lettered counts).
 SILENT = "silent"
-# Tables whose latest rows the mapping looks facts up in (spark.cdc.Lookups).
-LOOKUP_TABLES = ("projects", "users")
+# Outcome of the rows that carry a table's field names (for ColumnDrift), not records' fates.
+FIELDS = "fields"
+CHANGE_SUMMARY_SCHEMA = pa.schema(
+    [*SUMMARY_SCHEMA, ("table_name", pa.string()), ("fields", pa.list_(pa.string()))]
+)
+CHANGE_SUMMARY_DDL = f"{SUMMARY_DDL}, table_name string, fields array<string>"
+# Tables whose rows the mapping looks facts up in (spark.cdc.Lookups).
+LOOKUP_TABLES = ("projects", "users", "easycases", "easycase_milestones", "company_users")
 
 
 def cdc_checkpoint(settings: Settings) -> str:
@@ -82,24 +100,10 @@ def read_changes(spark: SparkSession, settings: Settings) -> DataFrame:
     return frame.select(*KAFKA_COLUMNS)
 
 
-def _latest_rows(records: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(table, after-image) of each key's last record: what a compacted topic converges to."""
-    latest: dict[tuple[str, bytes], Any] = {}
-    for record in sorted(records, key=lambda r: (r["topic"], r["offset"])):
-        latest[(record["topic"], bytes(record["key"] or b""))] = record["value"]
-    for (topic, _), value in latest.items():
-        if value is None:
-            continue
-        with contextlib.suppress(ValueError):
-            envelope = json.loads(value)
-            after = (envelope.get("payload") or {}).get("after")
-            if isinstance(after, dict):
-                yield topic.rpartition(".")[2], after
-
-
 def read_lookups(spark: SparkSession, settings: Settings) -> Lookups:
-    """A project's company and a user's profile, from the projects and users topics as they are
-    now (both are facts the app never changes, so the moment of reading does not matter)."""
+    """The lookup tables' topics as they are now, read whole (spark.cdc.lookups_from says what
+    is kept of them and how a change reads them as they were at the change)."""
+    rules = cdc_rules(settings)
     options = kafka_source_options(settings)
     for streaming_only in ("subscribe", "maxOffsetsPerTrigger"):
         options.pop(streaming_only, None)
@@ -109,15 +113,28 @@ def read_lookups(spark: SparkSession, settings: Settings) -> Lookups:
         "failOnDataLoss": "false",
     }
     records = spark.read.format("kafka").options(**options).load()
-    rows = records.select("topic", "offset", "key", "value").collect()
-    companies: dict[int, int] = {}
-    users: dict[int, dict[str, Any]] = {}
-    for table, after in _latest_rows(rows):
-        if table == "projects" and after.get("id") is not None:
-            companies[after["id"]] = after.get("company_id")
-        elif table == "users" and after.get("id") is not None:
-            users[after["id"]] = after
-    return Lookups(project_companies=companies, users=users)
+    value = F.col("value").cast("string")
+    # Replies are most of easycases and no lookup reads them; a tombstone (null) stays.
+    reply = (F.col("topic") == rules.topic("easycases")) & (
+        F.coalesce(
+            F.get_json_object(value, "$.payload.after.istype"),
+            F.get_json_object(value, "$.payload.before.istype"),
+        )
+        == str(REPLY)
+    )
+    rows = (
+        records.where(~F.coalesce(reply, F.lit(False)))
+        # the bare payload: the schema each value repeats is most of its bytes
+        .select(
+            "topic",
+            "partition",
+            "offset",
+            F.col("key").cast("string").alias("key"),
+            F.get_json_object(value, "$.payload").alias("value"),
+        )
+        .collect()
+    )
+    return lookups_from((row.asDict() for row in rows), rules)
 
 
 def land_changes(
@@ -150,21 +167,107 @@ def land_changes(
         )
 
 
-class ChangeLander:
-    """The foreachBatch callback: map and land a micro-batch of change events."""
+def land_and_survey(
+    batches: Iterator[pa.RecordBatch],
+    config: LandingConfig,
+    batch_id: int,
+    lookups: Lookups,
+    rules: CdcRules,
+    ingested_at: datetime,
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body of the stream: land_changes' summaries, then one FIELDS row per table
+    and field list its records carry (the driver checks them for drift)."""
+    records = list(batches)
+    for summary in land_changes(iter(records), config, batch_id, lookups, rules, ingested_at):
+        rows = summary.num_rows
+        yield pa.RecordBatch.from_arrays(
+            [*summary.columns, pa.nulls(rows, pa.string()), pa.nulls(rows, pa.list_(pa.string()))],
+            schema=CHANGE_SUMMARY_SCHEMA,
+        )
+    if not records:
+        return
+    table = pa.Table.from_batches(records)
+    seen = survey(table["topic"].to_pylist(), table["value"].to_pylist(), rules)
+    if seen:
+        yield pa.RecordBatch.from_pylist(
+            [
+                {
+                    "outcome": FIELDS,
+                    "kafka_partition": -1,
+                    "rows": count,
+                    "max_offset": -1,
+                    "files": [],
+                    "table_name": table_name,
+                    "fields": list(fields),
+                }
+                for (table_name, fields), count in sorted(seen.items())
+            ],
+            schema=CHANGE_SUMMARY_SCHEMA,
+        )
 
-    def __init__(self, spark: SparkSession, settings: Settings, config: LandingConfig) -> None:
+
+def cluster_topics(settings: Settings) -> set[str]:
+    """Every topic on the cluster now (one metadata request)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    timeout = settings.kafka_outage_tolerance_seconds
+    try:
+        return set(AdminClient(settings.kafka_client_config()).list_topics(timeout=timeout).topics)
+    except KafkaException as error:
+        raise OrangeScrumError(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout}s "
+            f"({error.args[0].str()}); start the broker or fix "
+            "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS, then run the stream again."
+        ) from None
+
+
+class ChangeLander:
+    """The foreachBatch callback: map and land a micro-batch of change events, then record its
+    metrics row."""
+
+    def __init__(
+        self, spark: SparkSession, settings: Settings, checkpoint: str, config: LandingConfig
+    ) -> None:
         self.spark = spark
         self.settings = settings
+        self.checkpoint = checkpoint
         self.config = config
         self.rules = cdc_rules(settings)
+        self.guard = TopicGuard(settings, checkpoint)
+        self.probe = LagProbe(settings)
+        self.drift = ColumnDrift()
         self.totals = StreamTotals()
         self.silent = 0
+        self.failure: OrangeScrumError | None = None
+
+    def check_topics(self, existing: set[str]) -> None:
+        """Before Spark plans a batch: the table topics the checkpoint has offsets for must be
+        the ones it read. `existing`: the cluster's topics (one deleted and not recreated yet
+        has nothing to read, so nothing to refuse)."""
+        planned = batch_ids(self.checkpoint, OFFSETS_LOG, self.settings.gcs_endpoint)
+        if not planned:
+            return
+        read = batch_end_offsets(self.checkpoint, planned[-1], self.settings.gcs_endpoint)
+        self.guard.check(read.keys() & existing)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._land(batch, batch_id)
+        except OrangeScrumError as error:
+            # Spark wraps what foreachBatch raises in a stack trace; run_cdc_stream re-raises
+            # this sentence instead.
+            self.failure = error
+            raise
+
+    def _land(self, batch: DataFrame, batch_id: int) -> None:
+        started_at = datetime.now(UTC)
+        planned = batch_end_offsets(self.checkpoint, batch_id, self.settings.gcs_endpoint)
+        # Before anything lands: these offsets must belong to the topics the checkpoint read.
+        self.guard.check(planned.keys())
         lookups = read_lookups(self.spark, self.settings)
         body = partial(
-            land_changes,
+            land_and_survey,
             config=self.config,
             batch_id=batch_id,
             lookups=lookups,
@@ -174,20 +277,56 @@ class ChangeLander:
         # One task: the topics all have a partition 0, and the landing names a task's files by
         # (landing id, batch, Kafka partition), so two tasks would write the same file names.
         summaries = [
-            row.asDict() for row in batch.coalesce(1).mapInArrow(body, SUMMARY_DDL).collect()
+            row.asDict() for row in batch.coalesce(1).mapInArrow(body, CHANGE_SUMMARY_DDL).collect()
         ]
+        for row in summaries:
+            if row["outcome"] == FIELDS:
+                self.drift.observe(row["table_name"], row["fields"])
         filesystem, _ = self.settings.lake.open()
         publish(filesystem, sorted({path for row in summaries for path in row.pop("files")}))
         self.silent += sum(row["rows"] for row in summaries if row["outcome"] == SILENT)
-        metrics = landing_totals([row for row in summaries if row["outcome"] != SILENT])
+        counts = landing_totals(
+            [row for row in summaries if row["outcome"] not in (SILENT, FIELDS)]
+        )
+        finished_at = datetime.now(UTC)
+        metrics = write_batch_metrics(
+            self.settings,
+            self.config.landing_id,
+            batch_id,
+            counts,
+            started_at,
+            finished_at,
+            planned,
+            self.probe.lag(planned),
+        )
         self.totals.add(metrics)
         log.info(
-            "change batch %d: %d landed, %d dead-lettered, %s",
+            "change batch %d: %d landed, %d dead-lettered, %s, lag %s, %.1fs",
             batch_id,
             metrics["rows_landed"],
             metrics["rows_dead_lettered"],
             metrics["dead_letter_reasons"],
+            metrics["lag_total"],
+            metrics["duration_seconds"],
         )
+
+    def close(self) -> None:
+        self.probe.close()
+
+
+def change_landing_config(settings: Settings, checkpoint: str, existing: set[str]) -> LandingConfig:
+    """The event stream's landing config; without the dead-letter topic when it is not among
+    `existing` (the cluster creates no topic on a first write), said once: dead letters then
+    land in the lake only, where `orangescrum maintenance dlq-report` still counts them."""
+    config = landing_config(settings, checkpoint)
+    if settings.topic_dead_letter in existing:
+        return config
+    log.warning(
+        "Topic %s does not exist: the change stream's dead letters land in the lake only; "
+        "run `orangescrum topics create` to have them copied to it too.",
+        settings.topic_dead_letter,
+    )
+    return replace(config, dead_letter_topic="")
 
 
 def run_cdc_stream(
@@ -199,31 +338,34 @@ def run_cdc_stream(
     """
     checkpoint = cdc_checkpoint(settings)
     with checkpoint_lock(checkpoint):
-        config = LandingConfig(
-            lake=settings.lake,
-            landing_id=landing_id(checkpoint, settings.gcs_endpoint),
-            dead_letter_timeout_seconds=settings.kafka_outage_tolerance_seconds,
-        )
-        lander = ChangeLander(spark, settings, config)
-        writer = (
-            read_changes(spark, settings)
-            .writeStream.foreachBatch(lander)
-            .option("checkpointLocation", checkpoint)
-            .queryName("appdb_changes_to_lake")
-        )
-        query = with_trigger(writer, settings, available_now=available_now).start()
+        existing = cluster_topics(settings)
+        config = change_landing_config(settings, checkpoint, existing)
+        lander = ChangeLander(spark, settings, checkpoint, config)
         try:
-            query.awaitTermination()
-        except StreamingQueryException as error:
-            log.exception("the change stream stopped", extra={"file_only": True})
-            first = (getattr(error, "desc", None) or str(error)).strip().splitlines()[0][:300]
-            raise OrangeScrumError(
-                f"The change stream stopped: {first}. Batches that landed are recorded in the "
-                f"checkpoint {checkpoint}, so rerunning `orangescrum stream --source appdb` "
-                f"neither skips nor repeats a change (details: {settings.log_file})."
-            ) from None
+            lander.check_topics(existing)  # a recreated topic: refused before Spark plans
+            writer = (
+                read_changes(spark, settings)
+                .writeStream.foreachBatch(lander)
+                .option("checkpointLocation", checkpoint)
+                .queryName(CDC_QUERY_NAME)
+            )
+            query = with_trigger(writer, settings, available_now=available_now).start()
+            try:
+                query.awaitTermination()
+            except StreamingQueryException as error:
+                if lander.failure is not None:
+                    raise lander.failure from None
+                log.exception("the change stream stopped", extra={"file_only": True})
+                first = (getattr(error, "desc", None) or str(error)).strip().splitlines()[0][:300]
+                raise OrangeScrumError(
+                    f"The change stream stopped: {first}. Batches that landed are recorded in "
+                    f"the checkpoint {checkpoint}, so rerunning `orangescrum stream --source "
+                    f"appdb` neither skips nor repeats a change (details: {settings.log_file})."
+                ) from None
+            finally:
+                with contextlib.suppress(Py4JError):
+                    if query.isActive:
+                        query.stop()
         finally:
-            with contextlib.suppress(Py4JError):
-                if query.isActive:
-                    query.stop()
+            lander.close()
         return lander.totals, lander.silent

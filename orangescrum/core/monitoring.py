@@ -1,7 +1,8 @@
 """What the pipeline records about itself, read without Spark, Kafka or dbt.
 
-- the stream's metrics: one row per micro-batch in `{lake}/raw/metrics/` (METRICS_SCHEMA,
-  written by spark/stream.py);
+- the streams' metrics: one row per micro-batch in `{lake}/raw/metrics/` (METRICS_SCHEMA,
+  written by spark/stream.py for the event stream and spark/cdc_stream.py for the change
+  stream; a file per landing id and batch id, so the landing id tells the streams apart);
 - source freshness: the newest event and ingestion times in the lake (from the Parquet
   footers' statistics, so no data page is read) and in the warehouse's `fact_activities`
   (DuckDB, read-only);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from spark.cdc import (
     NOT_DERIVABLE,
     CdcRules,
     Lookups,
+    Versions,
     events_of,
+    lookups_from,
     map_records,
     parse_change,
     to_table,
@@ -36,6 +39,8 @@ from spark.landing import LandingConfig, publish, split_outcomes
 RULES = CdcRules()
 T0 = 1740974253000  # 2025-03-03 03:57:33 UTC, a DATETIME as Debezium sends it
 T1 = T0 + 3_600_000
+T2 = T1 + 3_600_000
+T3 = T2 + 3_600_000
 COMMIT = 1741100000000  # source.ts_ms of a binlog event
 SENT = datetime(2025, 3, 5, tzinfo=UTC)
 INGESTED = datetime(2025, 3, 5, 0, 0, 1, tzinfo=UTC)
@@ -165,6 +170,23 @@ def expected_id(table: str, key: dict[str, Any], event_type: str, ms: int) -> st
     return str(uuid.uuid5(namespace, name))
 
 
+def kafka_columns(table: str, offset: int = 0) -> dict[str, Any]:
+    return {
+        "kafka_topic": f"orangescrum-appdb.orangescrum.{table}",
+        "kafka_partition": 0,
+        "kafka_offset": offset,
+        "kafka_timestamp": SENT,
+        "schema_id": CDC_SCHEMA_ID,
+        "ingested_at": INGESTED,
+    }
+
+
+def looked_up(*records: dict[str, Any]) -> Lookups:
+    """LOOKUPS plus what lookups_from reads from these records, in this order in each topic."""
+    read = lookups_from([r | {"offset": n} for n, r in enumerate(records)], RULES)
+    return replace(read, project_companies=LOOKUPS.project_companies, users=LOOKUPS.users)
+
+
 # --- tasks -----------------------------------------------------------------------------------
 
 
@@ -248,24 +270,188 @@ def test_a_hard_delete_of_a_task_is_task_deleted_at_the_commit() -> None:
     assert (row["event_type"], row["event_timestamp"]) == ("task_deleted", at(COMMIT))
 
 
-def test_a_reply_insert_is_task_commented() -> None:
-    reply = TASK_ROW | {
-        "id": 10**12 + 60,
-        "title": "",
-        "message": "Found a regression.",
-        "istype": 2,
-        "legend": 6,
-        "type_id": None,
+REPLY_ID = 10**12 + 60
+REPLY_ROW = TASK_ROW | {
+    "id": REPLY_ID,
+    "title": "",
+    "message": "Found a regression.",
+    "istype": 2,
+    "type_id": None,
+    "user_id": 7,
+    "updated_by": None,
+    "dt_created": T1,
+    "actual_dt_created": T1,
+}
+# The comment's touch of its task (translate._touch), and the task's milestone link.
+TOUCHED = TASK_ROW | {"updated_by": 7, "dt_created": T1}
+LINK = {"easycase_id": 11, "milestone_id": 4, "project_id": 3, "user_id": 1, "created": T0}
+
+
+def comment(lookups: Lookups, op: str = "c") -> dict[str, Any]:
+    (row,) = mapped(
+        record("easycases", key_of(id=REPLY_ID), envelope(op, None, REPLY_ROW)), lookups=lookups
+    )
+    return row
+
+
+def task_history(*changes: tuple[str, Any, Any]) -> list[dict[str, Any]]:
+    return [record("easycases", key_of(id=11), envelope(*change)) for change in changes]
+
+
+def test_a_reply_insert_is_task_commented_on_the_task_its_project_and_case_number_name() -> None:
+    lookups = looked_up(
+        *task_history(("c", None, TASK_ROW), ("u", TASK_ROW, TOUCHED)),
+        record("easycase_milestones", key_of(easycase_id=11), envelope("c", None, LINK)),
+    )
+    assert comment(lookups) == {
+        "event_id": expected_id("easycases", {"id": REPLY_ID}, "task_commented", T1),
+        "event_type": "task_commented",
+        "event_timestamp": at(T1),
+        "company_id": 1,
         "user_id": 7,
-        "updated_by": None,
+        "project_id": 3,
+        "task_id": 11,
+        "client": None,
+        "task_state": TASK_STATE | {"milestone_id": 4},
+        "comment": {"comment_id": 60, "body": "Found a regression."},
+        **kafka_columns("easycases"),
     }
-    (row,) = events("easycases", "c", None, reply, id=10**12 + 60)
-    assert row["event_type"] == "task_commented"
-    assert (row["user_id"], row["project_id"], row["task_id"]) == (7, 3, None)
-    assert row["comment"] == {"comment_id": 60, "body": "Found a regression."}
-    assert row["task_state"] == {"task_number": 4, "legend": 6, "status": "Modified"}
     # moved along with its task: nothing
-    assert events("easycases", "u", reply, reply | {"project_id": 2}, id=10**12 + 60) == []
+    assert events("easycases", "u", REPLY_ROW, REPLY_ROW | {"project_id": 2}, id=REPLY_ID) == []
+
+
+def test_a_reply_whose_task_is_not_in_the_topic_keeps_task_id_null_and_its_own_state() -> None:
+    row = comment(LOOKUPS)
+    assert (row["event_type"], row["task_id"], row["project_id"]) == ("task_commented", None, 3)
+    assert row["task_state"] == {"task_number": 4, "legend": 1, "status": "New"}
+    assert row["event_id"] == comment(looked_up(*task_history(("c", None, TASK_ROW))))["event_id"]
+
+
+def test_a_reply_reads_its_task_as_it_was_at_the_comment() -> None:
+    at_the_comment = comment(
+        looked_up(*task_history(("c", None, TASK_ROW), ("u", TASK_ROW, TOUCHED)))
+    )
+    # read again after the task was closed: the before-image held at the comment
+    closed = TOUCHED | {"legend": 3, "dt_created": T2}
+    once = looked_up(
+        *task_history(("c", None, TASK_ROW), ("u", TASK_ROW, TOUCHED), ("u", TOUCHED, closed))
+    )
+    assert comment(once) == at_the_comment
+    # changed twice since: its state at the comment is gone from the topic; the id is known
+    reopened = closed | {"legend": 2, "dt_created": T3}
+    twice = looked_up(*task_history(("u", TOUCHED, closed), ("u", closed, reopened)))
+    row = comment(twice)
+    assert (row["event_id"], row["task_id"]) == (at_the_comment["event_id"], 11)
+    assert row["task_state"] == {"task_number": 4, "legend": 1, "status": "New"}
+
+
+def test_a_snapshot_reply_carries_its_tasks_current_state() -> None:
+    closed = TOUCHED | {"legend": 3, "dt_created": T2}
+    lookups = looked_up(*task_history(("r", None, closed)))
+    row = comment(lookups, op="r")
+    assert row["task_id"] == 11
+    assert row["task_state"] == TASK_STATE | {"status": "Closed", "legend": 3}
+
+
+# --- milestones of tasks ----------------------------------------------------------------------
+
+
+def links(*changes: tuple[str, Any, Any]) -> list[dict[str, Any]]:
+    return [
+        record("easycase_milestones", key_of(easycase_id=11), envelope(*change))
+        for change in changes
+    ]
+
+
+def test_a_tasks_milestone_is_its_link_at_the_change_or_now_for_a_snapshot_row() -> None:
+    linked = looked_up(*links(("c", None, LINK)))
+    (created,) = mapped(
+        record("easycases", key_of(id=11), envelope("c", None, TASK_ROW)), lookups=linked
+    )
+    assert created["task_state"] == TASK_STATE | {"milestone_id": 4}
+    # relinked later: the task's creation read again still says 4; a snapshot row, 5
+    relinked = looked_up(
+        *links(("c", None, LINK), ("u", LINK, LINK | {"milestone_id": 5, "created": T2}))
+    )
+    (again,) = mapped(
+        record("easycases", key_of(id=11), envelope("c", None, TASK_ROW)), lookups=relinked
+    )
+    assert again == created
+    snapshot = mapped(
+        record("easycases", key_of(id=11), envelope("r", None, TASK_ROW)), lookups=relinked
+    )
+    assert snapshot[0]["task_state"]["milestone_id"] == 5
+    # a link deleted (a task moved out of its project): none
+    dropped = looked_up(*links(("c", None, LINK), ("d", LINK, None)))
+    (moved,) = mapped(
+        record("easycases", key_of(id=11), envelope("r", None, TASK_ROW)), lookups=dropped
+    )
+    assert moved["task_state"]["milestone_id"] is None
+
+
+def milestone_change(op: str, before: Any, after: Any, lookups: Lookups) -> list[dict[str, Any]]:
+    value = envelope(op, before, after)
+    return mapped(record("easycase_milestones", key_of(easycase_id=11), value), lookups=lookups)
+
+
+RELINKED = LINK | {"milestone_id": 5, "user_id": 8, "created": T2}
+# The task row the same save wrote first: its touch at the relinking time.
+SAVED = TASK_ROW | {"updated_by": 8, "dt_created": T2}
+
+
+def test_a_changed_milestone_link_is_task_updated_with_the_task_rows_id() -> None:
+    lookups = looked_up(*task_history(("c", None, TASK_ROW), ("u", TASK_ROW, SAVED)))
+    (row,) = milestone_change("u", LINK, RELINKED, lookups)
+    assert row == {
+        "event_id": expected_id("easycases", {"id": 11}, "task_updated", T2),
+        "event_type": "task_updated",
+        "event_timestamp": at(T2),
+        "company_id": 1,
+        "user_id": 8,
+        "project_id": 3,
+        "task_id": 11,
+        "client": None,
+        "task_state": TASK_STATE | {"milestone_id": 5},
+        **kafka_columns("easycase_milestones"),
+    }
+    # a save that also changed the task's details: the task row's event, the same id
+    (details,) = events("easycases", "u", TASK_ROW, SAVED | {"priority": 0}, id=11)
+    assert (details["event_type"], details["event_id"]) == ("task_updated", row["event_id"])
+    # a task linked after its creation
+    (linked,) = milestone_change("c", None, RELINKED, lookups)
+    assert linked == row | {"task_state": TASK_STATE | {"milestone_id": 5}}
+
+
+def test_a_link_written_with_its_tasks_creation_or_moved_unchanged_or_deleted_is_nothing() -> None:
+    lookups = looked_up(*task_history(("c", None, TASK_ROW)))
+    result = map_records(
+        [
+            record("easycase_milestones", key_of(easycase_id=11), envelope(op, before, after))
+            for op, before, after in [
+                ("c", None, LINK),  # created with the task (its actual_dt_created)
+                ("r", None, RELINKED),  # a snapshot's task_created carries it
+                ("u", LINK, LINK | {"user_id": 8}),  # the same milestone
+                ("u", LINK, RELINKED | {"project_id": 2}),  # moved along with its task
+                ("d", LINK, None),  # unlinked or moved: no app time (module docstring)
+            ]
+        ],
+        lookups,
+        RULES,
+        INGESTED,
+    )
+    assert (result.rows, result.silent) == ([], 5)
+
+
+def test_a_link_change_whose_task_is_not_in_the_topic() -> None:
+    # an update is still task_updated, with only what the link says of the task's state
+    (row,) = milestone_change("u", LINK, RELINKED, LOOKUPS)
+    assert (row["event_type"], row["task_id"], row["task_state"]) == (
+        "task_updated",
+        11,
+        {"milestone_id": 5},
+    )
+    # an insert cannot be told from one written with the task's creation: nothing
+    assert milestone_change("c", None, RELINKED, LOOKUPS) == []
 
 
 # --- users, projects, members ----------------------------------------------------------------
@@ -394,6 +580,106 @@ def test_project_users_inserts_and_deletes_are_members_added_and_removed() -> No
         )
         == []
     )
+
+
+MEMBERSHIP = {"project_id": 3, "user_id": 7, "company_id": 1, "dt_visited": T1}
+
+
+def membership_change(op: str, lookups: Lookups) -> dict[str, Any]:
+    before, after = (MEMBERSHIP, None) if op == "d" else (None, MEMBERSHIP)
+    value = envelope(op, before, after)
+    (row,) = mapped(
+        record("project_users", key_of(project_id=3, user_id=7), value), lookups=lookups
+    )
+    return row
+
+
+def company_users(*changes: tuple[str, Any, Any]) -> list[dict[str, Any]]:
+    key = key_of(company_id=1, user_id=7)
+    return [record("company_users", key, envelope(*change)) for change in changes]
+
+
+def test_a_members_role_and_is_active_are_their_company_users_row_at_the_change() -> None:
+    admin = MEMBER | {"user_type": 2}
+    added = membership_change("c", looked_up(*company_users(("r", None, admin))))
+    assert added == {
+        "event_id": expected_id(
+            "project_users", {"project_id": 3, "user_id": 7}, "project_member_added", T1
+        ),
+        "event_type": "project_member_added",
+        "event_timestamp": at(T1),
+        "company_id": 1,
+        "user_id": 7,
+        "project_id": 3,
+        "client": None,
+        "user_state": USER_STATE | {"role": "admin"},
+        **kafka_columns("project_users"),
+    }
+    # read again after the member was disabled: the row as it was at the addition
+    disabled = admin | {"is_active": 0, "modified": T2}
+    later = looked_up(*company_users(("r", None, admin), ("u", admin, disabled)))
+    assert membership_change("c", later) == added
+    # a snapshot row, and a removal (dated by the commit): the row now
+    for op in ("r", "d"):
+        assert membership_change(op, later)["user_state"] == USER_STATE | {
+            "role": "admin",
+            "is_active": False,
+        }
+    # changed twice since the addition: not known any more
+    promoted = disabled | {"user_type": 1, "modified": T3}
+    twice = looked_up(*company_users(("u", disabled, promoted)))
+    assert membership_change("c", twice)["user_state"] == USER_STATE | {
+        "role": None,
+        "is_active": None,
+    }
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+def test_lookups_from_keeps_each_rows_latest_images_and_every_case_number_a_task_held() -> None:
+    moved = TASK_ROW | {"project_id": 2, "case_no": 9, "dt_created": T1}
+    deleted = TASK_ROW | {"id": 12, "case_no": 5}
+    bare = {"before": None, "after": LINK, "op": "r", "source": source()}  # as read_lookups reads
+    lookups = lookups_from(
+        [
+            record("projects", key_of(id=3), envelope("r", None, PROJECT), offset=0),
+            record("users", key_of(id=7), envelope("r", None, {"id": 7, "name": "A"}), offset=0),
+            record("easycases", key_of(id=11), envelope("r", None, TASK_ROW), offset=0),
+            record("easycases", key_of(id=REPLY_ID), envelope("c", None, REPLY_ROW), offset=1),
+            record("easycases", key_of(id=12), envelope("c", None, deleted), offset=2),
+            record("easycases", key_of(id=11), envelope("u", TASK_ROW, moved), offset=3),
+            record("easycases", key_of(id=12), envelope("d", deleted, None), offset=4),
+            record("easycases", key_of(id=12), None, offset=5),  # the delete's tombstone
+            record("easycase_milestones", key_of(easycase_id=11), b"{oops", offset=0),
+            record("easycase_milestones", key_of(easycase_id=11), json.dumps(bare), offset=1),
+            *[r | {"offset": n} for n, r in enumerate(company_users(("r", None, MEMBER)))],
+            record("x", key_of(id=1), envelope("r", None, {"id": 1})) | {"topic": "events-raw"},
+        ],
+        RULES,
+    )
+    assert lookups == Lookups(
+        project_companies={3: 1},
+        users={7: {"id": 7, "name": "A"}},
+        task_ids={(3, 4): 11, (2, 9): 11, (3, 5): 12},
+        tasks={11: Versions(moved, TASK_ROW)},
+        milestone_links={11: Versions(LINK)},
+        memberships={(1, 7): Versions(MEMBER)},
+    )
+
+
+def test_versions_at_a_moment() -> None:
+    old, new = {"v": 1, "since": T0}, {"v": 2, "since": T2}
+    versions = Versions(new, old)
+    assert [versions.at(moment, "since") for moment in (None, T3, T2, T1, T0, T0 - 1)] == [
+        new,
+        new,
+        new,
+        old,
+        old,
+        None,
+    ]
+    assert Versions(None, old).at(T1, "since") is None  # deleted: since when is unknown
 
 
 # --- time, milestones, files -----------------------------------------------------------------
@@ -602,6 +888,12 @@ def test_a_binlog_dated_change_keeps_its_id_across_reads() -> None:
             "log_times",
             key_of(log_id=41),
             envelope("c", None, LOG | {"project_id": 99}),
+            "unknown_project",
+        ),
+        (
+            "easycase_milestones",
+            key_of(easycase_id=11),
+            envelope("u", LINK | {"project_id": 99}, RELINKED | {"project_id": 99}),
             "unknown_project",
         ),
         (
