@@ -103,6 +103,7 @@
 
 {% macro raw_pipeline_metrics_columns() %}
     {{ return([
+        ('landing_id', 'string'),
         ('batch_id', 'int64'),
         ('started_at', 'timestamp'),
         ('finished_at', 'timestamp'),

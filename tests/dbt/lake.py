@@ -310,17 +310,32 @@ def write_lake(lake_root: Path) -> None:
         dead_letter_folder / "part-0.parquet",
     )
 
+    # The event stream's batches 0 and 1 (batch 1 replayed after a crash: its first attempt
+    # landed 1 row), and the change stream's batch 0: its own landing id, its own numbering.
+    stamp = pa.timestamp("us", "UTC")
     metrics = pa.table(
         {
-            "batch_id": pa.array([0, 1], pa.int64()),
-            "started_at": pa.array([at(5, "10:00"), at(7, "09:00")], pa.timestamp("us", "UTC")),
-            "finished_at": pa.array([at(5, "10:01"), at(7, "09:01")], pa.timestamp("us", "UTC")),
-            "duration_seconds": pa.array([4.5, 1.25]),
-            "rows_in": pa.array([36, 2], pa.int64()),
-            "rows_landed": pa.array([34, 2], pa.int64()),
-            "rows_dead_lettered": pa.array([2, 0], pa.int64()),
-            "end_offsets": pa.array(['{"events-raw": {"0": 136}}', '{"events-raw": {"0": 138}}']),
-            "lag_total": pa.array([0, 0], pa.int64()),
+            "landing_id": pa.array(["events-a1", "events-a1", "events-a1", "appdb-c1"]),
+            "batch_id": pa.array([0, 1, 1, 0], pa.int64()),
+            "started_at": pa.array(
+                [at(5, "10:00"), at(7, "08:59"), at(7, "09:00"), at(6, "12:00")], stamp
+            ),
+            "finished_at": pa.array(
+                [at(5, "10:01"), at(7, "08:59"), at(7, "09:01"), at(6, "12:01")], stamp
+            ),
+            "duration_seconds": pa.array([4.5, 0.5, 1.25, 2.0]),
+            "rows_in": pa.array([36, 1, 2, 5], pa.int64()),
+            "rows_landed": pa.array([34, 1, 2, 5], pa.int64()),
+            "rows_dead_lettered": pa.array([2, 0, 0, 0], pa.int64()),
+            "end_offsets": pa.array(
+                [
+                    '{"events-raw": {"0": 136}}',
+                    '{"events-raw": {"0": 137}}',
+                    '{"events-raw": {"0": 138}}',
+                    '{"orangescrum-appdb.orangescrum.projects": {"0": 5}}',
+                ]
+            ),
+            "lag_total": pa.array([0, 1, 0, 0], pa.int64()),
         }
     )
     metrics_folder = lake_root / "raw" / "metrics"

@@ -226,10 +226,11 @@ def test_dead_letters_and_pipeline_metrics_staged(built_warehouse: Warehouse) ->
         ("events-raw/0/91", "event_too_old", 8),
     ]
     batches = built_warehouse.query(
-        "select batch_id, landed_row_count from "
-        "orangescrum_dw_staging.stg_orangescrum__pipeline_metrics order by batch_id"
+        "select landing_id, batch_id, landed_row_count from "
+        "orangescrum_dw_staging.stg_orangescrum__pipeline_metrics order by all"
     )
-    assert batches == [(0, 34), (1, 2)]
+    # Each stream's own batch 0; of the replayed batch 1, the last attempt.
+    assert batches == [("appdb-c1", 0, 5), ("events-a1", 0, 34), ("events-a1", 1, 2)]
 
 
 def test_source_freshness_is_configured_and_measured(built_warehouse: Warehouse) -> None:

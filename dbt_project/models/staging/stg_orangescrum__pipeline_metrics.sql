@@ -9,11 +9,12 @@ source as (
 ranked_attempts as (
 
     -- A micro-batch replayed after a crash reports its metrics again: keep the last
-    -- attempt.
+    -- attempt. Batch ids restart at 0 in every stream (the event stream, the change stream)
+    -- and with every new checkpoint: the landing id tells them apart.
     select
         *,
         row_number() over (
-            partition by batch_id
+            partition by landing_id, batch_id
             order by finished_at desc
         ) as attempt_rank
     from source
@@ -32,6 +33,7 @@ renamed as (
     select
 
         ----------  ids
+        landing_id,
         cast(batch_id as {{ dbt.type_bigint() }}) as batch_id,
 
         ----------  strings
