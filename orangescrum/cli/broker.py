@@ -89,10 +89,12 @@ def _started(cluster: LocalKafka, data_dir: Path) -> str:
         if name == "ORANGESCRUM_KAFKA_SASL_PASSWORD":
             value = f'"$(cat {secrets.password_file(ADMIN)})"'
         exports.append(f"  export {name}={value}")
-    events, dead_letters = cluster.acl_topics
+    events, dead_letters, connect_prefix = cluster.acl_topics
     users = [
         f"  {user:<9} {secrets.env_file(user)}  "
-        + ROLES[user].format(events=events, dead_letters=dead_letters)
+        + ROLES[user].format(
+            events=events, dead_letters=dead_letters, connect_prefix=connect_prefix
+        )
         for user in USERS
     ]
     return "\n".join(

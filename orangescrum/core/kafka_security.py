@@ -67,7 +67,7 @@ ROLES = {
     ADMIN: "super user: topics create/delete/peek/dlq, status",
     PRODUCER: "writes {events} and {dead_letters}: simulate",
     STREAM: "reads {events}, writes {dead_letters}: stream",
-    CONNECT: f"creates and writes the {CONNECT_PREFIX}* topics: connect start",
+    CONNECT: "creates and writes the {connect_prefix}* topics: connect start",
 }
 # Spark's kafka source names its consumer groups spark-kafka-source-<query id>-...; the
 # project's own probes (stream lag, status, tests) use orangescrum-*.
