@@ -158,6 +158,11 @@ def write_replicas(
     with duckdb.connect() as connection:
         connection.execute("set TimeZone = 'UTC'")
         connection.execute("set enable_progress_bar = false")
+        # The same cap as the builds' (--memory-limit): a partitioned copy of 100M rows
+        # otherwise buffers up to 80% of RAM.
+        limit = os.environ.get("ORANGESCRUM_DUCKDB_MEMORY_LIMIT")
+        if limit:
+            connection.execute("set memory_limit = ?", [limit])
         connection.execute(
             f"""
             copy (
