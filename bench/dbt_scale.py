@@ -163,6 +163,8 @@ def write_replicas(
         limit = os.environ.get("ORANGESCRUM_DUCKDB_MEMORY_LIMIT")
         if limit:
             connection.execute("set memory_limit = ?", [limit])
+        # Spills go beside the lake (an in-memory database spills to ./.tmp by default).
+        connection.execute("set temp_directory = ?", [str(lake.parent / "duckdb-spill")])
         connection.execute(
             f"""
             copy (
