@@ -39,6 +39,7 @@ from spark.landing import summary_totals as landing_totals
 from spark.stream import (
     KAFKA_COLUMNS,
     LagProbe,
+    SentenceKeepingLander,
     StreamTotals,
     TopicGuard,
     checkpoint_lock,
@@ -222,7 +223,7 @@ def cluster_topics(settings: Settings) -> set[str]:
         ) from None
 
 
-class ChangeLander:
+class ChangeLander(SentenceKeepingLander):
     """The foreachBatch callback: map and land a micro-batch of change events, then record its
     metrics row."""
 
@@ -239,7 +240,6 @@ class ChangeLander:
         self.drift = ColumnDrift()
         self.totals = StreamTotals()
         self.silent = 0
-        self.failure: OrangeScrumError | None = None
 
     def check_topics(self, existing: set[str]) -> None:
         """Before Spark plans a batch: the table topics the checkpoint has offsets for must be
@@ -250,15 +250,6 @@ class ChangeLander:
             return
         read = batch_end_offsets(self.checkpoint, planned[-1], self.settings.gcs_endpoint)
         self.guard.check(read.keys() & existing)
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        try:
-            self._land(batch, batch_id)
-        except OrangeScrumError as error:
-            # Spark wraps what foreachBatch raises in a stack trace; run_cdc_stream re-raises
-            # this sentence instead.
-            self.failure = error
-            raise
 
     def _land(self, batch: DataFrame, batch_id: int) -> None:
         started_at = datetime.now(UTC)

@@ -307,7 +307,27 @@ def write_batch_metrics(
     return metrics
 
 
-class BatchLander:
+class SentenceKeepingLander:
+    """A foreachBatch callback that keeps the sentence of the OrangeScrumError it raised.
+
+    Spark wraps what foreachBatch raises in a StreamingQueryException whose text is a stack
+    trace; the stream's runner re-raises `failure` instead.
+    """
+
+    failure: OrangeScrumError | None = None
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._land(batch, batch_id)
+        except OrangeScrumError as error:
+            self.failure = error
+            raise
+
+    def _land(self, batch: DataFrame, batch_id: int) -> None:
+        raise NotImplementedError
+
+
+class BatchLander(SentenceKeepingLander):
     """The foreachBatch callback: decode and land a micro-batch, then record its metrics row."""
 
     def __init__(self, settings: Settings, checkpoint: str, config: LandingConfig) -> None:
@@ -317,16 +337,6 @@ class BatchLander:
         self.guard = TopicGuard(settings, checkpoint)
         self.probe = LagProbe(settings)
         self.totals = StreamTotals()
-        self.failure: OrangeScrumError | None = None
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        try:
-            self._land(batch, batch_id)
-        except OrangeScrumError as error:
-            # Spark wraps what foreachBatch raises in a StreamingQueryException whose text is
-            # a stack trace; run_stream re-raises this sentence instead.
-            self.failure = error
-            raise
 
     def _land(self, batch: DataFrame, batch_id: int) -> None:
         started_at = datetime.now(UTC)
