@@ -1,6 +1,6 @@
 """Run every benchmark in turn, record the figures and regenerate docs/BENCHMARKS.md.
 
-    python bench/run_all.py            # `make bench`: full volumes, about 45 minutes on 2 cores
+    python bench/run_all.py            # `make bench`: full volumes, about 50 minutes on 2 cores
     python bench/run_all.py --quick    # a tenth of the volume, about 3 minutes (CI smoke test)
     python bench/run_all.py --soak     # and then the hour-long soak (bench/soak.py)
 
@@ -8,13 +8,16 @@ Steps, each a fresh interpreter running one script with --json (and --quick when
 producer.py (Avro producer vs raw produce and vs confluent-kafka's AvroSerializer),
 spark_landing.py (Spark landing vs a bare consumer, event -> lake latency at 2,000 events/s,
 peak RSS of the whole stack), dbt_scale.py (full and one-new-day `dbt build` at 1M, 10M and
-100M events, each size within a time limit), dag_parse.py (Cosmos DAG parse); with --soak,
-soak.py last (the live pipeline for an hour: RSS drift per process, lag, losses). Their figures
-become one run appended to --results (which keeps every earlier run), then bench/report.py
-rewrites --docs and its charts. A step that fails or overruns is named in the run's notes, the
-other steps still run, and the exit code is 1 (a step that wrote its figures before failing,
-like a soak whose verdict is FAIL, keeps them in the run). Each step's output goes to a log
-file in --logs (a new temporary folder unless given), named in the progress lines.
+100M events, each size within a time limit), dag_parse.py (Cosmos DAG parse), cdc.py (the
+app-database path, MariaDB -> Debezium -> the change stream -> the lake: changes/s, commit ->
+lake latency at 500 changes/s, peak RSS; full runs only: its start-up alone overruns the quick
+run's budget); with --soak, soak.py last (the live pipeline for an hour: RSS drift per
+process, lag, losses). Their figures become one run appended to --results (which keeps every
+earlier run), then bench/report.py rewrites --docs and its charts. A step that fails or
+overruns is named in the run's notes, the other steps still run, and the exit code is 1 (a step
+that wrote its figures before failing, like a soak whose verdict is FAIL, keeps them in the
+run). Each step's output goes to a log file in --logs (a new temporary folder unless given),
+named in the progress lines.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Step:
     full_args: tuple[str, ...]
     full_minutes: float
     quick_minutes: float
+    in_quick: bool = True  # False: a step whose start-up alone is beyond the CI smoke budget
 
     def command(self, *, quick: bool, json_path: Path, extra: tuple[str, ...] = ()) -> list[str]:
         volume = ("--quick",) if quick else self.full_args
@@ -110,6 +114,17 @@ STEPS = (
         ("--repeats", "5"),
         full_minutes=15,
         quick_minutes=5,
+    ),
+    Step(
+        "cdc",
+        "cdc.py",
+        "app database -> Debezium -> change stream -> lake: changes/s, latency, peak RSS",
+        (),  # its defaults: 60,000 changes, then 120 s at 500 changes/s
+        full_minutes=30,
+        quick_minutes=10,
+        # Broker, MariaDB, Connect's snapshot and the stream take 1-2 minutes to start on 2
+        # cores before anything is measured: not in the ~60 s a quick step may take.
+        in_quick=False,
     ),
 )
 # Only with --soak (an hour and more): the live pipeline's memory, lag and losses.
@@ -227,10 +242,15 @@ def dbt_arguments(arguments: argparse.Namespace) -> tuple[str, ...]:
 
 
 # --- the run ------------------------------------------------------------------------------------
+def steps_for(*, quick: bool, soak: bool) -> tuple[Step, ...]:
+    chosen = tuple(step for step in STEPS if step.in_quick or not quick)
+    return (*chosen, SOAK) if soak else chosen
+
+
 def run_steps(arguments: argparse.Namespace, logs: Path) -> dict[str, Any]:
     run = new_run(quick=arguments.quick)
     volume = "quick (a tenth of the volume)" if arguments.quick else "full"
-    steps = (*STEPS, SOAK) if arguments.soak else STEPS
+    steps = steps_for(quick=arguments.quick, soak=arguments.soak)
     log.info("%s run of %d benchmarks; logs in %s", volume, len(steps), logs)
     for number, step in enumerate(steps, start=1):
         extra = dbt_arguments(arguments) if step.name == "dbt_scale" else ()
