@@ -92,7 +92,7 @@ docs: setup  ## build the dbt docs catalog and serve it on http://127.0.0.1:8081
 	$(BIN)/orangescrum dbt docs generate
 	$(BIN)/orangescrum docs serve --port 8081
 
-bench: setup  ## every benchmark (~45 min on 2 cores): bench/results.json + docs/BENCHMARKS.md
+bench: setup  ## every benchmark (~50 min on 2 cores): bench/results.json + docs/BENCHMARKS.md
 	$(BIN)/python bench/run_all.py
 
 soak: setup  ## the one-hour soak (bench/soak.py): memory drift, lag, lost events -> bench/results.json

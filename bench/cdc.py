@@ -27,7 +27,10 @@ every --poll-seconds (files appear by rename, so a listed file is complete).
 Peak RSS: every --sample-seconds the RSS of the broker JVM, mariadbd, the Connect JVM and the
 stream (Python driver, its JVM, its Python workers) is summed; the peak of the sum over the
 whole run (start-up included), target <= 6 GiB. This process (the writer, the watcher) is the
-app and the bench, not the pipeline, and is not counted.
+app and the bench, not the pipeline, and is not counted. Where the time went, in the notes: the
+latency split by the lake row's kafka_timestamp and ingested_at (commit -> Kafka -> mapped ->
+file), the cores each process and other work kept busy per phase, and the stream's batches (from
+its raw/metrics rows: duration, and the part spent reading its lookup topics).
 
 Exit code 0 when every change landed; the figures are recorded either way: appended to
 --results (bench/results.json) through bench/results.py, or with --json PATH (how
