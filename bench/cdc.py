@@ -62,9 +62,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.results import (
-    RESULTS_FILE,
     Figure,
     Target,
+    add_run_arguments,
     append_run,
     exit_on_sigterm,
     finish_run,
@@ -1181,27 +1181,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="seconds a phase's changes may take to reach the lake after its writer (default 600)",
     )
     parser.add_argument("--quick", action="store_true", help="a tenth of the volume")
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=RESULTS_FILE,
-        help="JSON history the run is appended to (default bench/results.json)",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        help="write the run to this file instead of appending it to --results "
-        "(bench/run_all.py does)",
-    )
-    parser.add_argument(
-        "--logs",
-        type=Path,
-        help="folder for the children's output and samples.jsonl (default: a new temp folder, "
-        "kept)",
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the scratch folder (databases, topics, lake)"
-    )
+    add_run_arguments(parser, keep_help="keep the scratch folder (databases, topics, lake)")
     args = parser.parse_args(argv)
     if args.changes is None:
         args.changes = QUICK_CHANGES if args.quick else FULL_CHANGES

@@ -18,6 +18,7 @@ null when it has no target. bench/results.json is a list of runs, oldest first.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -297,3 +298,27 @@ def size_label(events: int) -> str:
         if events >= divisor and events % divisor == 0:
             return f"{events // divisor}{suffix}"
     return str(events)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, keep_help: str) -> None:
+    """--results, --json, --logs and --keep: where a process-running bench (soak.py, cdc.py)
+    records its run and keeps its children's output."""
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS_FILE,
+        help="JSON history the run is appended to (default bench/results.json)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write the run to this file instead of appending it to --results "
+        "(bench/run_all.py does)",
+    )
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        help="folder for the children's output and samples.jsonl (default: a new temp "
+        "folder, kept)",
+    )
+    parser.add_argument("--keep", action="store_true", help=keep_help)

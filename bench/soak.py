@@ -53,9 +53,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.results import (
-    RESULTS_FILE,
     Figure,
     Target,
+    add_run_arguments,
     append_run,
     exit_on_sigterm,
     finish_run,
@@ -986,27 +986,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help=f"a tenth of the length: {QUICK_MINUTES:g} min, dbt every "
         f"{QUICK_DBT_EVERY_MINUTES:g}, warm-up {QUICK_WARMUP_FRACTION:g}",
     )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=RESULTS_FILE,
-        help="JSON history the run is appended to (default bench/results.json)",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        help="write the run to this file instead of appending it to --results "
-        "(bench/run_all.py does)",
-    )
-    parser.add_argument(
-        "--logs",
-        type=Path,
-        help="folder for the children's output and samples.jsonl (default: a new temp "
-        "folder, kept)",
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the scratch folder (broker data, lake, warehouse)"
-    )
+    add_run_arguments(parser, keep_help="keep the scratch folder (broker data, lake, warehouse)")
     args = parser.parse_args(argv)
     quick = args.quick
     if args.minutes is None:
