@@ -44,9 +44,7 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +69,7 @@ from bench.results import (
     load_runs,
     make_figure,
     new_run,
+    scratch_and_logs,
     write_script_run,
 )
 from bench.soak import (
@@ -1210,16 +1209,8 @@ def main(argv: list[str] | None = None) -> int:
         load_runs(args.results)  # fail now, not after the run, if the history is unreadable
     run = new_run(quick=args.quick)
     exit_on_sigterm()
-    logs = args.logs or Path(tempfile.mkdtemp(prefix="orangescrum-cdc-logs-"))
-    logs.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="orangescrum-cdc-"))
-    try:
+    with scratch_and_logs(args, "cdc") as (scratch, logs):
         outcome = run_bench(args, scratch, logs)
-    finally:
-        if args.keep:
-            log.info("scratch kept: %s", scratch)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
     print_report(args, outcome)
     figures = figures_of(args, outcome)
     notes = [f"cdc: {failure}" for failure in outcome.failures]

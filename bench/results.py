@@ -19,12 +19,17 @@ null when it has no target. bench/results.json is a list of runs, oldest first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -322,3 +327,19 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, keep_help: str) -> Non
         "folder, kept)",
     )
     parser.add_argument("--keep", action="store_true", help=keep_help)
+
+
+@contextlib.contextmanager
+def scratch_and_logs(args: argparse.Namespace, name: str) -> Iterator[tuple[Path, Path]]:
+    """A process-running bench's scratch folder (removed afterwards unless --keep) and its logs
+    folder (--logs, or a new temporary one; always kept)."""
+    logs = args.logs or Path(tempfile.mkdtemp(prefix=f"orangescrum-{name}-logs-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"orangescrum-{name}-"))
+    try:
+        yield scratch, logs
+    finally:
+        if args.keep:
+            logging.getLogger(name).info("scratch kept: %s", scratch)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)

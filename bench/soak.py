@@ -36,12 +36,10 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -62,6 +60,7 @@ from bench.results import (
     load_runs,
     make_figure,
     new_run,
+    scratch_and_logs,
     write_script_run,
 )
 
@@ -1012,16 +1011,8 @@ def main(argv: list[str] | None = None) -> int:
         load_runs(args.results)  # fail now, not after an hour, if the history is unreadable
     run = new_run(quick=args.quick)
     exit_on_sigterm()
-    logs = args.logs or Path(tempfile.mkdtemp(prefix="orangescrum-soak-logs-"))
-    logs.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="orangescrum-soak-"))
-    try:
+    with scratch_and_logs(args, "soak") as (scratch, logs):
         outcome = soak(args, scratch, logs)
-    finally:
-        if args.keep:
-            log.info("scratch kept: %s", scratch)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
     limits = Limits(
         warmup_seconds=args.minutes * 60 * args.warmup_fraction,
         max_lag=round(args.rate * args.max_lag_seconds),
