@@ -14,7 +14,6 @@ app table are warned about once (spark/cdc_drift.py).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections.abc import Iterator
@@ -23,8 +22,6 @@ from datetime import UTC, datetime
 from functools import partial
 
 import pyarrow as pa
-from py4j.protocol import Py4JError
-from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -42,6 +39,7 @@ from spark.stream import (
     SentenceKeepingLander,
     StreamTotals,
     TopicGuard,
+    await_query,
     checkpoint_lock,
     kafka_source_options,
     landing_config,
@@ -341,22 +339,14 @@ def run_cdc_stream(
                 .queryName(CDC_QUERY_NAME)
             )
             query = with_trigger(writer, settings, available_now=available_now).start()
-            try:
-                query.awaitTermination()
-            except StreamingQueryException as error:
-                if lander.failure is not None:
-                    raise lander.failure from None
-                log.exception("the change stream stopped", extra={"file_only": True})
-                first = (getattr(error, "desc", None) or str(error)).strip().splitlines()[0][:300]
-                raise OrangeScrumError(
-                    f"The change stream stopped: {first}. Batches that landed are recorded in "
-                    f"the checkpoint {checkpoint}, so rerunning `orangescrum stream --source "
-                    f"appdb` neither skips nor repeats a change (details: {settings.log_file})."
-                ) from None
-            finally:
-                with contextlib.suppress(Py4JError):
-                    if query.isActive:
-                        query.stop()
+            await_query(
+                query,
+                lander,
+                settings,
+                stopped="The change stream stopped",
+                rerun=f"the checkpoint {checkpoint}, so rerunning `orangescrum stream --source "
+                "appdb` neither skips nor repeats a change",
+            )
         finally:
             lander.close()
         return lander.totals, lander.silent

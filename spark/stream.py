@@ -24,7 +24,7 @@ import pyarrow as pa
 from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import DataStreamWriter
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from orangescrum.core.checkpoint import (
     LANDING_ID_FILE,
@@ -447,25 +447,52 @@ def _run_query(
     )
     query = with_trigger(writer, settings, available_now=available_now).start()
     try:
+        await_query(
+            query,
+            lander,
+            settings,
+            stopped="The stream stopped",
+            rerun=f"the checkpoint {checkpoint}, so rerunning `orangescrum stream` once the "
+            "cause is fixed neither skips nor repeats a record",
+            read_topic=settings.topic_events,
+        )
+    finally:
+        lander.close()
+    return lander.totals
+
+
+def await_query(
+    query: StreamingQuery,
+    lander: SentenceKeepingLander,
+    settings: Settings,
+    *,
+    stopped: str,
+    rerun: str,
+    read_topic: str | None = None,
+) -> None:
+    """Wait for a streaming query to end; a failure becomes one OrangeScrumError sentence (the
+    lander's own, a refusal by the cluster when `read_topic` is given, else `stopped`, the root
+    cause and `rerun`); the query is stopped however it ends."""
+    try:
         query.awaitTermination()
     except StreamingQueryException as error:
         if lander.failure is not None:
             raise lander.failure from None
-        log.exception("the stream stopped", extra={"file_only": True})
-        # A user the cluster refuses (its ACLs, its login, its CA) is said as such: rerunning
-        # cannot help until the settings or the ACLs change.
-        refused = java_client_sentence(
-            settings,
-            getattr(error, "desc", None) or str(error),
-            topic=settings.topic_events,
-            action="read",
-        )
-        if refused is not None:
-            raise OrangeScrumError(refused) from None
+        log.exception(stopped.lower(), extra={"file_only": True})
+        if read_topic is not None:
+            # A user the cluster refuses (its ACLs, its login, its CA) is said as such:
+            # rerunning cannot help until the settings or the ACLs change.
+            refused = java_client_sentence(
+                settings,
+                getattr(error, "desc", None) or str(error),
+                topic=read_topic,
+                action="read",
+            )
+            if refused is not None:
+                raise OrangeScrumError(refused) from None
         raise OrangeScrumError(
-            f"The stream stopped: {_first_line(error)}. Batches that landed are recorded in "
-            f"the checkpoint {checkpoint}, so rerunning `orangescrum stream` once the cause is "
-            f"fixed neither skips nor repeats a record (details: {settings.log_file})."
+            f"{stopped}: {_first_line(error)}. Batches that landed are recorded in {rerun} "
+            f"(details: {settings.log_file})."
         ) from None
     finally:
         # After Ctrl-C/SIGTERM the py4j connection the interrupted call used is broken, and
@@ -473,8 +500,6 @@ def _run_query(
         with contextlib.suppress(Py4JError):
             if query.isActive:
                 query.stop()
-        lander.close()
-    return lander.totals
 
 
 def _first_line(error: StreamingQueryException) -> str:
