@@ -52,7 +52,7 @@ $(STAMP): requirements.in requirements.lock pyproject.toml
 	@$(BIN)/pip install $(PIP_QUIET) --upgrade pip > $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
 	@$(BIN)/pip install $(PIP_QUIET) -r requirements.in -c requirements.lock >> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "Dependency install failed; full log: $(VENV)/install.log"; exit 1; }
 	@$(BIN)/pip install $(PIP_QUIET) --no-deps -e . >> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
-	@echo "Fetching the JVM jars (Apache Kafka, Spark's Kafka and Avro connectors) from Maven Central..."
+	@echo "Fetching the JVM jars (Apache Kafka, Spark's Kafka and Avro connectors) from Maven Central and building the local schema registry..."
 	@$(BIN)/orangescrum jars fetch
 	@touch $@
 	@echo "Environment ready: $(VENV)"

@@ -14,7 +14,17 @@ import click
 import typer
 from typer._click import exceptions as typer_click
 
-from orangescrum.cli import appdb, broker, config, schema, simulate, spark, topics, warehouse
+from orangescrum.cli import (
+    appdb,
+    broker,
+    config,
+    registry,
+    schema,
+    simulate,
+    spark,
+    topics,
+    warehouse,
+)
 from orangescrum.cli.airflow import airflow_app
 from orangescrum.cli.batch import batch_app
 from orangescrum.cli.common import console, load_settings
@@ -45,6 +55,7 @@ for sub_app, name in (
     (warehouse.warehouse_app, "warehouse"),
     (config.config_app, "config"),
     (schema.schema_app, "schema"),
+    (registry.registry_app, "registry"),
     (spark.spark_app, "spark"),
     (spark.jars_app, "jars"),
     (warehouse.docs_app, "docs"),

@@ -29,7 +29,11 @@ def schema_check(
         typer.Option(case_sensitive=False, help="Default: the mode in registry.json."),
     ] = None,
 ) -> None:
-    """Check every shipped schema version (or a candidate) against its predecessor."""
+    """Check every shipped schema version (or a candidate) against its predecessor.
+
+    With ORANGESCRUM_SCHEMA_REGISTRY_URL set, the candidate (else the newest shipped version) is
+    also tested by that registry against the latest version it holds, under its own rule.
+    """
     from ingestion.compatibility import compatibility_problems, registry_mode
     from orangescrum.core.contract.schema import SCHEMA_DIR, available_versions, load_schema_text
 
@@ -63,11 +67,45 @@ def schema_check(
         for problem in problems:
             console.print(f"  {problem}")
         failures += bool(problems)
+    # The registry verdict is printed before a local failure stops the command: both help.
+    refused_by = _registry_verdict(*pairs[-1][2:]) if pairs else None
     if failures:
         raise OrangeScrumError(
             f"{failures} schema change(s) break {chosen.value} compatibility: give new or "
             "removed fields a default instead of changing or deleting them"
         )
+    if refused_by:
+        raise OrangeScrumError(
+            f"the schema registry at {refused_by} would refuse {pairs[-1][2]} under its "
+            "compatibility rule for the subject: give new or removed fields a default"
+        )
+
+
+def _registry_verdict(name: str, text: str) -> str | None:
+    """Print what the configured HTTP registry says of `text` as the subject's next version;
+    its URL when it would refuse it, None otherwise (or when no registry URL is set)."""
+    from orangescrum.core.contract.registry import ConfluentSchemaRegistry
+    from orangescrum.core.contract.schema import SUBJECT
+
+    settings = load_settings()
+    url = settings.schema_registry_url
+    if not url:
+        return None
+    registry = ConfluentSchemaRegistry(url, settings.schema_registry_basic_auth.get_secret_value())
+    verdict = registry.compatible(SUBJECT, text)
+    if verdict is None:
+        console.print(
+            f"{name} at {url}: {SUBJECT} has no version there yet, nothing to test",
+            soft_wrap=True,
+        )
+        return None
+    # soft_wrap: a URL broken over two lines cannot be copied.
+    console.print(
+        f"{name} against the latest {SUBJECT} at {url}: "
+        + ("compatible" if verdict else "INCOMPATIBLE"),
+        soft_wrap=True,
+    )
+    return None if verdict else url
 
 
 @schema_app.command("register")

@@ -10,14 +10,20 @@ import typer
 from orangescrum.cli.common import console, load_settings
 
 jars_app = typer.Typer(
-    help="JVM jars from Maven Central (Kafka broker, Kafka Connect + Debezium, Spark connectors)."
+    help="JVM jars from Maven Central (Kafka broker, Kafka Connect + Debezium, Spark connectors, "
+    "the local schema registry)."
 )
 spark_app = typer.Typer(help="Spark helpers.")
 
 
 @jars_app.command("fetch")
 def jars_fetch() -> None:
-    """Download every JVM jar the project runs into the Ivy cache (once; `make setup` runs it)."""
+    """Download every JVM jar the project runs into the Ivy cache (once; `make setup` runs it).
+
+    The local schema registry is built there too (`orangescrum registry build`), so a set-up
+    machine downloads nothing more.
+    """
+    from orangescrum.cli.registry import build_with_status
     from orangescrum.core.jars import fetch_all
 
     settings = load_settings()
@@ -25,6 +31,7 @@ def jars_fetch() -> None:
         counts = fetch_all(settings.jar_cache_dir)
     for use, count in counts.items():
         console.print(f"{use}: {count} jars")
+    console.print(f"schema-registry: {build_with_status(settings.jar_cache_dir)}", soft_wrap=True)
 
 
 @spark_app.command("cluster")

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-NOISY_LOGGERS = ("py4j", "pyspark", "urllib3", "google", "dbt", "airflow")
+# httpx2: confluent-kafka's schema-registry client logs every HTTP request at INFO.
+NOISY_LOGGERS = ("py4j", "pyspark", "urllib3", "httpx", "httpx2", "google", "dbt", "airflow")
 
 
 class JsonFormatter(logging.Formatter):

@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     jar_cache_dir: Path = Field(
         default=Path("~/.cache/orangescrum/ivy"),
         description="Ivy cache of the JVM jars (Kafka broker, Kafka Connect, Spark connectors) "
-        "from Maven Central; `orangescrum jars fetch` fills it.",
+        "from Maven Central, and the local schema registry's Maven build; `orangescrum jars "
+        "fetch` fills it.",
     )
 
     # --- OrangeScrum app database (change-data-capture source) -----------------------------
@@ -328,6 +329,11 @@ class Settings(BaseSettings):
     def connect_data_dir(self) -> Path:
         """The local Kafka Connect worker: its settings, log and the connector's secret."""
         return self.data_dir / "connect"
+
+    @property
+    def schema_registry_data_dir(self) -> Path:
+        """The local schema registry (`orangescrum registry start`): its H2 file, log, port."""
+        return self.data_dir / "schema-registry"
 
     @property
     def airflow_postgres_dir(self) -> Path:

@@ -14,10 +14,19 @@ from typing import Protocol
 
 from orangescrum.core.contract import REGISTRY_FILE
 from orangescrum.core.contract.schema import canonical_schema
+from orangescrum.core.errors import OrangeScrumError
+
+# What a Confluent-compatible registry answers when a new version breaks the subject's
+# compatibility rule (Apicurio's body then says error_code 0, so the HTTP status is what counts).
+_CONFLICT = 409
 
 
 class UnknownSchemaError(LookupError):
     """The registry has no schema under that id (or that schema under the subject)."""
+
+
+class IncompatibleSchemaError(OrangeScrumError):
+    """The registry refused a new version under its subject's compatibility rule."""
 
 
 class SchemaRegistry(Protocol):
@@ -74,6 +83,7 @@ class ConfluentSchemaRegistry:
     def __init__(self, url: str, basic_auth: str = "") -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
+        self._url = url
         config = {"url": url}
         if basic_auth:
             config["basic.auth.user.info"] = basic_auth
@@ -82,8 +92,34 @@ class ConfluentSchemaRegistry:
 
     def register(self, subject: str, schema_text: str) -> int:
         from confluent_kafka.schema_registry import Schema
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-        return self._client.register_schema(subject, Schema(schema_text, "AVRO"))
+        try:
+            return self._client.register_schema(subject, Schema(schema_text, "AVRO"))
+        except SchemaRegistryError as error:
+            if error.http_status_code != _CONFLICT:
+                raise
+            # The registry's own words name the field; its first line is enough.
+            reason = (str(error.error_message).strip().splitlines() or ["no reason given"])[0]
+            raise IncompatibleSchemaError(
+                f"The schema registry at {self._url} refused the new {subject} version as "
+                f"incompatible with its latest one ({reason}): give new or removed fields a "
+                "default, and check a candidate with `orangescrum schema check --candidate "
+                "FILE`."
+            ) from None
+
+    def compatible(self, subject: str, schema_text: str) -> bool | None:
+        """Whether the registry would accept schema_text as subject's next version under its
+        rule for that subject; None when the subject has no version there yet."""
+        from confluent_kafka.schema_registry import Schema
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        try:
+            return bool(self._client.test_compatibility(subject, Schema(schema_text, "AVRO")))
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                return None
+            raise
 
     def schema_text(self, schema_id: int) -> str:
         from confluent_kafka.schema_registry.error import SchemaRegistryError
