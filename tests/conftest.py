@@ -31,6 +31,30 @@ for _name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:
     del os.environ[_name]
 
 
+# `make test` runs two pytest-xdist workers with --dist loadgroup. A group runs on one worker,
+# so a costly session fixture is built once, and dbt invocations that share dbt_project/target
+# (MetricFlow reads it there; `make lint` parses into it) never run side by side.
+SHARED_GROUPS = {
+    "dags": "dags",  # one migrated Airflow metadata DB and the Cosmos manifest
+    "dbt": "dbt",  # the built fixture warehouse and dbt_project/target
+    "browser": "browser",  # one built warehouse and the served dashboard/docs
+}
+DBT_PROJECT_TARGET_MODULES = {"test_lint.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_root = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests_root)
+        if len(relative.parts) > 1 and relative.parts[0] in SHARED_GROUPS:
+            group = SHARED_GROUPS[relative.parts[0]]
+        elif relative.name in DBT_PROJECT_TARGET_MODULES:
+            group = "dbt"
+        else:
+            group = str(relative)  # module-scoped fixtures stay on one worker
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shifted_clock() -> Iterator[None]:
     """TEST_CLOCK_SHIFT_DAYS=N runs the suite N days in the future (Python's clock
