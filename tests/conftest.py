@@ -35,6 +35,7 @@ for _name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:
 # so a costly session fixture is built once, and dbt invocations that share dbt_project/target
 # (MetricFlow reads it there; `make lint` parses into it) never run side by side.
 SHARED_GROUPS = {
+    "appdb": "appdb",  # MariaDB servers and Kafka Connect workers
     "dags": "dags",  # one migrated Airflow metadata DB and the Cosmos manifest
     "dbt": "dbt",  # the built fixture warehouse and dbt_project/target
     "browser": "browser",  # one built warehouse and the served dashboard/docs
