@@ -46,7 +46,8 @@ debian-packages:
 	  echo "Missing Debian packages (the tests that need them will say so): sudo apt-get install $$missing"; \
 	fi
 
-$(STAMP): requirements.in requirements.lock pyproject.toml
+# The registry's build files too: a set-up from before them builds it (the demo needs it).
+$(STAMP): requirements.in requirements.lock pyproject.toml orangescrum/core/apicurio/pom.xml orangescrum/core/apicurio/.mvn/maven.config
 	@[ -n "$(PYTHON)" ] || { echo "Python 3.11 is required and none was found: install python3.11 (Debian: apt-get install python3.11 python3.11-venv)."; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "$(PYTHON) is $$($(PYTHON) --version); this project needs Python 3.11: set PYTHON=/path/to/python3.11."; exit 1; }
 	@command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || { echo "Java 17 is required by Spark and none was found: install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME."; exit 1; }

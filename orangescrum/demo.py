@@ -26,7 +26,11 @@ from rich.table import Table
 from ingestion.faults import BAD_KINDS, EXPECTED_REASON
 from ingestion.feed import ProduceReport, produce_history
 from ingestion.simulator import SimulationConfig
+from orangescrum.core.apicurio.build import apicurio_version, is_built
+from orangescrum.core.apicurio.server import LocalSchemaRegistry
 from orangescrum.core.broker import LocalKafka, broker_data_dir
+from orangescrum.core.contract.registry import registry_for
+from orangescrum.core.contract.schema import SUBJECT, available_versions, load_schema_text
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.kafka_security import Security
 from orangescrum.core.monitoring import read_metrics
@@ -97,6 +101,10 @@ class DemoResult:
     warehouse: WarehouseCounts
     problems: list[str] = field(default_factory=list)
     broker: LocalKafka | None = None  # still running: run_demo(..., keep_broker=True)
+    # The schema registry the demo used, and the ids of the contract's versions there.
+    registry_url: str = ""
+    schema_ids: dict[int, int] = field(default_factory=dict)  # version -> id
+    registry: LocalSchemaRegistry | None = None  # the demo's own, still running like `broker`
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,33 @@ def demo_clients(settings: Settings, broker: LocalKafka) -> DemoClients:
         return secrets.user_settings(local, broker.bootstrap, user)
 
     return DemoClients(as_user("admin"), as_user("producer"), as_user("stream"))
+
+
+def demo_registry(settings: Settings) -> LocalSchemaRegistry | None:
+    """The schema registry the demo starts: the local Apicurio Registry, with its subjects and
+    ids kept under the data dir (a second run reuses them), or none when
+    ORANGESCRUM_SCHEMA_REGISTRY_URL names a registry already running elsewhere."""
+    if settings.schema_registry_url:
+        return None
+    if not is_built(settings.jar_cache_dir):
+        raise OrangeScrumError(
+            f"The demo's schema registry (Apicurio Registry {apicurio_version()}) is not built "
+            f"in {settings.jar_cache_dir}: run `orangescrum registry build` once (`make setup` "
+            "does it), or set ORANGESCRUM_SCHEMA_REGISTRY_URL to a running registry."
+        )
+    return LocalSchemaRegistry.from_settings(settings)
+
+
+def register_contract(settings: Settings) -> dict[int, int]:
+    """Every shipped version of the contract in the demo's registry, oldest first (as
+    `orangescrum schema register` does): version -> id."""
+    registry = registry_for(
+        settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value()
+    )
+    return {
+        version: registry.register(SUBJECT, load_schema_text(version))
+        for version in available_versions()
+    }
 
 
 def reset_workspace(settings: Settings) -> None:
@@ -167,11 +202,13 @@ def run_demo(
 ) -> DemoResult:
     """The whole pipeline on the local stack; raises OrangeScrumError if counts disagree.
 
-    The broker stops once the stream has read everything, unless keep_broker: then it is
-    left running in `DemoResult.broker` (see `serve_demo`) and the caller stops it. It is
-    stopped whenever the demo fails.
+    The broker, and the schema registry the demo starts beside it (`demo_registry`), stop
+    once the stream has read everything, unless keep_broker: then both are left running in
+    `DemoResult.broker` and `DemoResult.registry` (see `serve_demo`) and the caller stops
+    them. Both are stopped whenever the demo fails.
     """
     total_steps = 6
+    registry = demo_registry(settings)  # not built: one sentence before anything starts
     console.rule("OrangeScrum Analytics demo")
     console.print(f"[1/{total_steps}] Clean workspace in {settings.data_dir}")
     reset_workspace(settings)
@@ -184,13 +221,25 @@ def run_demo(
     )
     secured = "" if options.security is Security.PLAINTEXT else ", SASL_SSL with one user per role"
     console.print(f"[2/{total_steps}] Apache Kafka (KRaft, local{secured}) on {broker.bootstrap}")
-    broker.start()
     try:
+        if registry is not None:
+            registry.launch()  # its JVM starts while the broker's does
+        broker.start()
+        if registry is not None:
+            registry.wait_until_ready()
+            settings = settings.model_copy(update={"schema_registry_url": registry.url})
+        registry_url = settings.schema_registry_url
+        schema_ids = register_contract(settings) if registry is not None else {}
+        console.print(
+            f"      {registry_line(registry_url, schema_ids, registry)}",
+            soft_wrap=True,
+            highlight=False,
+        )
         clients = demo_clients(settings, broker)
         settings = clients.admin
         produced, streamed = _produce_and_stream(clients, options, console, broker, total_steps)
         if not keep_broker:
-            broker.stop()
+            _stop_broker_and_registry(broker, registry)
         console.print(f"[5/{total_steps}] raw_events in DuckDB over the lake")
         load_raw_events(settings, quiet=True)
         console.print(f"[6/{total_steps}] dbt build (models, data tests, unit tests)")
@@ -204,14 +253,36 @@ def run_demo(
             counts,
             reconcile(produced, streamed, counts),
             broker=broker if keep_broker else None,
+            registry_url=registry_url,
+            schema_ids=schema_ids,
+            registry=registry if keep_broker else None,
         )
         print_summary(settings, result, console)
         if result.problems:
             raise OrangeScrumError("counts do not reconcile: " + "; ".join(result.problems))
     except BaseException:
-        broker.stop()
+        _stop_broker_and_registry(broker, registry)
         raise
     return result
+
+
+def _stop_broker_and_registry(broker: LocalKafka, registry: LocalSchemaRegistry | None) -> None:
+    broker.stop()
+    if registry is not None:
+        registry.stop()
+
+
+def registry_line(
+    url: str, schema_ids: dict[int, int], registry: LocalSchemaRegistry | None
+) -> str:
+    """Step 2's line on the schema registry: where it is and, for the demo's own, the ids."""
+    if registry is None:
+        return f"schema registry {url} (ORANGESCRUM_SCHEMA_REGISTRY_URL; the demo starts none)"
+    ids = ", ".join(f"v{version} id {schema_id}" for version, schema_id in schema_ids.items())
+    return (
+        f"schema registry {url} (Apicurio Registry {apicurio_version()}): {SUBJECT} {ids}; "
+        f"ids kept in {registry.directory}"
+    )
 
 
 def _produce_and_stream(
@@ -471,6 +542,13 @@ def print_summary(settings: Settings, result: DemoResult, console: Console) -> N
         console.print('[green]all counts reconcile[/green]: every "must equal" above holds')
     console.print(f"lake:      {settings.lake_root}")
     console.print(f"warehouse: {settings.duckdb_file}")
+    if result.registry_url:
+        stopped = (
+            " (stopped with the demo; `orangescrum registry start` serves the same ids again)"
+            if result.schema_ids and result.registry is None
+            else ""
+        )
+        console.print(f"registry:  {result.registry_url}{stopped}", soft_wrap=True, highlight=False)
     console.print("catalog:   make docs   (dbt docs generate + serve on http://127.0.0.1:8081)")
 
 
@@ -509,13 +587,18 @@ def serve_demo(
     console: Console,
     dashboard_command: DashboardCommand,
     docs_command: DocsCommand,
+    *,
+    registry_url: str = "",
+    registry: LocalSchemaRegistry | None = None,
 ) -> NoReturn:
-    """Keep the demo's broker, the dashboard and the dbt docs up until Ctrl-C or SIGTERM.
+    """Keep the demo's broker and schema registry, the dashboard and the dbt docs up until
+    Ctrl-C or SIGTERM.
 
     Generates the dbt catalog, starts both servers (their output in the log folder), waits
     until each answers, prints the addresses, then watches them: one that dies stops the
-    rest with an error naming its log. Ctrl-C / SIGTERM (KeyboardInterrupt) stops the servers
-    and then the broker, and is raised again.
+    rest with an error naming its log. Ctrl-C / SIGTERM (KeyboardInterrupt) stops the servers,
+    then the broker and the registry (`registry`, the demo's own; `registry_url` is printed
+    either way), and is raised again.
     """
     services: list[_Service] = []
     try:
@@ -526,6 +609,7 @@ def serve_demo(
             "ORANGESCRUM_DATA_DIR": str(settings.data_dir),
             "ORANGESCRUM_DUCKDB_PATH": str(settings.duckdb_file),
             "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "ORANGESCRUM_SCHEMA_REGISTRY_URL": registry_url or settings.schema_registry_url,
         }
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         dashboard_port = preferred_port(settings.dashboard_port)
@@ -535,7 +619,7 @@ def serve_demo(
             ("dbt docs", docs_port, docs_command(docs_port, target)),
         ):
             services.append(_start_service(name, port, command, env, settings.log_dir))
-        _wait_until_listening(services, broker)
+        _wait_until_listening(services, broker, registry)
         width = max(len(s.name) for s in services) + 1
         console.rule("running: Ctrl-C stops everything")
         console.print(
@@ -543,13 +627,20 @@ def serve_demo(
             f"(export ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap})",
             soft_wrap=True,
         )
+        if registry_url:
+            console.print(
+                f"{'registry:':<{width + 1}} {registry_url}   "
+                f"(export ORANGESCRUM_SCHEMA_REGISTRY_URL={registry_url})",
+                soft_wrap=True,
+                highlight=False,
+            )
         for service in services:
             console.print(f"{service.name + ':':<{width + 1}} {service.url}", soft_wrap=True)
         while True:
-            _check_alive(services, broker)
+            _check_alive(services, broker, registry)
             time.sleep(0.5)
     finally:
-        _stop_all(services, broker, console)
+        _stop_all(services, broker, registry, console)
 
 
 def _start_service(
@@ -562,11 +653,13 @@ def _start_service(
     return _Service(name, f"http://{HOST}:{port}", port, log_file, process)
 
 
-def _wait_until_listening(services: list[_Service], broker: LocalKafka) -> None:
+def _wait_until_listening(
+    services: list[_Service], broker: LocalKafka, registry: LocalSchemaRegistry | None
+) -> None:
     deadline = time.monotonic() + SERVICE_READY_SECONDS
     waiting = list(services)
     while waiting:
-        _check_alive(services, broker)
+        _check_alive(services, broker, registry)
         waiting = [s for s in waiting if not _listening(s.port)]
         if waiting and time.monotonic() > deadline:
             names = ", ".join(f"{s.name} (see {s.log_file})" for s in waiting)
@@ -585,7 +678,9 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _check_alive(services: list[_Service], broker: LocalKafka) -> None:
+def _check_alive(
+    services: list[_Service], broker: LocalKafka, registry: LocalSchemaRegistry | None
+) -> None:
     for service in services:
         code = service.process.poll()
         if code is not None:
@@ -598,11 +693,21 @@ def _check_alive(services: list[_Service], broker: LocalKafka) -> None:
             f"The demo's Kafka broker stopped; see {broker.nodes[0].log_file} (the demo "
             "stopped the rest)."
         )
+    if registry is not None and (code := registry.exit_code()) is not None:
+        raise OrangeScrumError(
+            f"The demo's schema registry exited with code {code}; see {registry.log_file} (the "
+            "demo stopped the rest)."
+        )
 
 
-def _stop_all(services: list[_Service], broker: LocalKafka, console: Console) -> None:
-    """SIGTERM each server (SIGKILL after a grace period), then the broker; a second Ctrl-C
-    or SIGTERM meanwhile does not cut the clean-up short."""
+def _stop_all(
+    services: list[_Service],
+    broker: LocalKafka,
+    registry: LocalSchemaRegistry | None,
+    console: Console,
+) -> None:
+    """SIGTERM each server (SIGKILL after a grace period), then the broker and the schema
+    registry; a second Ctrl-C or SIGTERM meanwhile does not cut the clean-up short."""
     in_main_thread = threading.current_thread() is threading.main_thread()
     saved = {}
     if in_main_thread:
@@ -611,8 +716,10 @@ def _stop_all(services: list[_Service], broker: LocalKafka, console: Console) ->
         for service in services:
             if service.process.poll() is None:
                 stop_process(service.process, SERVICE_STOP_SECONDS)
-        broker.stop()
+        _stop_broker_and_registry(broker, registry)
         stopped = [s.name for s in services] + ["the Kafka broker"]
+        if registry is not None:
+            stopped.append("the schema registry")
         console.print(f"stopped {', '.join(stopped)}")
     finally:
         for sig, handler in saved.items():

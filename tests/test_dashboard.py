@@ -34,6 +34,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -61,6 +62,7 @@ from orangescrum.cli.dashboard import (
     streamlit_command,
     write_semantic_manifest,
 )
+from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.monitoring import METRICS_SCHEMA
 from orangescrum.core.settings import Settings
 from orangescrum.dashboard import app as dashboard_app
@@ -71,6 +73,7 @@ from orangescrum.demo import (
     DemoResult,
     StreamProgress,
     dbt_status_lines,
+    demo_registry,
     poll_stream,
     print_summary,
 )
@@ -872,6 +875,30 @@ def test_summary_says_what_reconciles(settings: Settings) -> None:
     mismatch = summary_lines(settings, known_result(["stream read 1 of 2 messages"]), 100)
     assert "MISMATCH: stream read 1 of 2 messages" in mismatch
     assert not [line for line in mismatch if "all counts reconcile" in line]
+
+
+def test_summary_names_the_schema_registry(settings: Settings) -> None:
+    url = "http://127.0.0.1:8080/apis/ccompat/v7"
+    own = replace(known_result(), registry_url=url, schema_ids={1: 1, 2: 2})
+    assert (
+        f"registry:  {url} (stopped with the demo; `orangescrum registry start` serves the "
+        "same ids again)"
+    ) in summary_lines(settings, own, width=100)
+    external = replace(known_result(), registry_url="https://registry.example.com")
+    assert "registry:  https://registry.example.com" in summary_lines(settings, external, 100)
+
+
+def test_the_demo_starts_a_registry_only_without_a_url(settings: Settings, tmp_path) -> None:
+    external = settings.model_copy(update={"schema_registry_url": "http://elsewhere:8081"})
+    assert demo_registry(external) is None
+    unbuilt = settings.model_copy(update={"jar_cache_dir": tmp_path / "empty-cache"})
+    with pytest.raises(OrangeScrumError) as refused:
+        demo_registry(unbuilt)
+    assert str(refused.value) == (
+        "The demo's schema registry (Apicurio Registry 2.4.2.Final) is not built in "
+        f"{tmp_path / 'empty-cache'}: run `orangescrum registry build` once (`make setup` "
+        "does it), or set ORANGESCRUM_SCHEMA_REGISTRY_URL to a running registry."
+    )
 
 
 def test_dbt_statuses_are_explained_one_a_line() -> None:

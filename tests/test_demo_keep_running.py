@@ -1,4 +1,5 @@
-"""`orangescrum demo --keep-running`: broker, dashboard and dbt docs up until SIGTERM, then gone."""
+"""`orangescrum demo --keep-running`: broker, schema registry, dashboard and dbt docs up until
+SIGTERM, then gone."""
 
 from __future__ import annotations
 
@@ -10,21 +11,27 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from orangescrum.core.apicurio.server import answers
 from orangescrum.core.broker import wait_until_ready
 from orangescrum.core.processes import free_port, port_is_free
 
 ADDRESSES = re.compile(
-    r"^kafka:\s+(?P<kafka>\S+).*\n^dashboard:\s+(?P<dashboard>http://\S+)\n"
-    r"^dbt docs:\s+(?P<docs>http://\S+)$",
+    r"^kafka:\s+(?P<kafka>\S+).*\n^registry:\s+(?P<registry>http://\S+)\s+"
+    r"\(export ORANGESCRUM_SCHEMA_REGISTRY_URL=(?P=registry)\)\n"
+    r"^dashboard:\s+(?P<dashboard>http://\S+)\n^dbt docs:\s+(?P<docs>http://\S+)$",
     re.MULTILINE,
 )
 
 
 def port_of(address: str) -> int:
-    return int(address.rsplit(":", 1)[1])
+    """The port of a URL (http://host:port/path) or of host:port."""
+    port = urlsplit(address if "://" in address else f"//{address}").port
+    assert port is not None, address
+    return port
 
 
 @pytest.mark.slow
@@ -48,9 +55,11 @@ def test_keep_running_serves_until_sigterm_then_frees_every_port(tmp_path: Path)
             assert process.poll() is None, output.read_text()
             assert time.monotonic() < deadline, output.read_text()
             time.sleep(1)
-        kafka, dashboard, docs = found["kafka"], found["dashboard"], found["docs"]
+        kafka, registry = found["kafka"], found["registry"]
+        dashboard, docs = found["dashboard"], found["docs"]
         assert port_of(dashboard) == int(env["ORANGESCRUM_DASHBOARD_PORT"])
         wait_until_ready(kafka, timeout_seconds=10)
+        assert answers(registry)
         for url in (dashboard, docs):
             with urllib.request.urlopen(url, timeout=30) as response:
                 assert response.status == 200, url
@@ -65,8 +74,8 @@ def test_keep_running_serves_until_sigterm_then_frees_every_port(tmp_path: Path)
             process.kill()
             process.wait()
     text = output.read_text()
-    assert "stopped dashboard, dbt docs, the Kafka broker" in text
+    assert "stopped dashboard, dbt docs, the Kafka broker, the schema registry" in text
     assert text.rstrip().endswith("interrupted")
     assert "Traceback" not in text
-    for address in (kafka, dashboard, docs):
+    for address in (kafka, registry, dashboard, docs):
         assert port_is_free(port_of(address)), f"{address} still taken:\n{text}"

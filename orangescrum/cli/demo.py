@@ -94,7 +94,15 @@ def demo(
     if result.broker is not None:
         from orangescrum.cli.dashboard import streamlit_command
 
-        serve_demo(settings, result.broker, console, streamlit_command, _docs_serve_command)
+        serve_demo(
+            settings,
+            result.broker,
+            console,
+            streamlit_command,
+            _docs_serve_command,
+            registry_url=result.registry_url,
+            registry=result.registry,
+        )
 
 
 def _appdb_demo(

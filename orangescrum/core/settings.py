@@ -138,8 +138,9 @@ class Settings(BaseSettings):
     # --- schema registry ---------------------------------------------------------------------
     schema_registry_url: str = Field(
         default="",
-        description="Confluent-compatible registry URL. Empty: the file-backed registry "
-        "shipped in orangescrum/core/contract/schemas/registry.json.",
+        description="Confluent-compatible registry URL. Empty: `orangescrum demo` starts the "
+        "local one (Apicurio) and uses it; other commands use the file-backed registry shipped "
+        "in orangescrum/core/contract/schemas/registry.json.",
     )
     schema_registry_basic_auth: SecretStr = Field(
         default=SecretStr(""), description="user:password for the registry, if it needs one."

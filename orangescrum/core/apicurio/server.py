@@ -100,6 +100,13 @@ class LocalSchemaRegistry(ManagedService):
     # --- lifecycle ------------------------------------------------------------------------
     def start(self, timeout_seconds: float = START_TIMEOUT_SECONDS) -> LocalSchemaRegistry:
         """Build if needed, start, and wait until the API answers (or one sentence on why not)."""
+        self.launch()
+        self.wait_until_ready(timeout_seconds)
+        return self
+
+    def launch(self) -> LocalSchemaRegistry:
+        """Build if needed and start the JVM without waiting for it (`url` is known from here
+        on); `wait_until_ready` waits. The demo starts its broker in between."""
         java_binary = java()
         jar = build_registry(self.jar_cache_dir)
         if (pid := running_pid(self.directory)) is not None:
@@ -120,13 +127,16 @@ class LocalSchemaRegistry(ManagedService):
                 preexec_fn=stop_with_parent,
             )
         self.state_file.write_text(json.dumps({"port": self.port, "pid": self._process.pid}))
+        return self
+
+    def wait_until_ready(self, timeout_seconds: float = START_TIMEOUT_SECONDS) -> None:
+        """Wait until the launched registry answers; stopped, with one sentence, if it does not."""
         try:
             self._wait_until_ready(timeout_seconds)
         except BaseException:
             self.stop()
             raise
         log.info("schema registry ready on %s (data: %s)", self.url, self.directory)
-        return self
 
     def _choose_port(self) -> int:
         if self.requested_port is not None:
