@@ -74,7 +74,7 @@ demo: setup  ## run the whole pipeline on the local stack and print reconciled c
 	$(BIN)/orangescrum demo
 
 test: setup  ## run the whole test suite (what CI runs)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-fast: setup  ## the tests that take seconds (no Spark/dbt/broker end to end)
 	$(BIN)/pytest -m "not slow"

@@ -31,29 +31,36 @@ for _name in [n for n in os.environ if n.startswith("ORANGESCRUM_")]:
     del os.environ[_name]
 
 
-# `make test` runs two pytest-xdist workers with --dist loadgroup. A group runs on one worker,
-# so a costly session fixture is built once, and dbt invocations that share dbt_project/target
-# (MetricFlow reads it there; `make lint` parses into it) never run side by side.
-SHARED_GROUPS = {
-    "appdb": "appdb",  # MariaDB servers and Kafka Connect workers
-    "dags": "dags",  # one migrated Airflow metadata DB and the Cosmos manifest
-    "dbt": "dbt",  # the built fixture warehouse and dbt_project/target
-    "browser": "browser",  # one built warehouse and the served dashboard/docs
+# `make test` runs two pytest-xdist workers. A scope below runs on one worker, so a costly
+# session fixture is built once, and dbt invocations that share dbt_project/target (MetricFlow
+# reads it there; `make lint` parses into it) never run side by side. (xdist's own
+# `--dist loadgroup` marks do not reach its scheduler under pytest 9.2: it rewrites a node id
+# attribute pytest no longer reads.)
+SHARED_SCOPES = {
+    "tests/appdb/": "appdb",  # MariaDB servers and Kafka Connect workers
+    "tests/dags/": "dags",  # one migrated Airflow metadata DB and the Cosmos manifest
+    "tests/dbt/": "dbt",  # the built fixture warehouse and dbt_project/target
+    "tests/test_lint.py": "dbt",
+    "tests/browser/": "browser",  # one built warehouse and the served dashboard/docs
 }
-DBT_PROJECT_TARGET_MODULES = {"test_lint.py"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests_root = Path(__file__).parent
-    for item in items:
-        relative = item.path.relative_to(tests_root)
-        if len(relative.parts) > 1 and relative.parts[0] in SHARED_GROUPS:
-            group = SHARED_GROUPS[relative.parts[0]]
-        elif relative.name in DBT_PROJECT_TARGET_MODULES:
-            group = "dbt"
-        else:
-            group = str(relative)  # module-scoped fixtures stay on one worker
-        item.add_marker(pytest.mark.xdist_group(group))
+def worker_scope(nodeid: str) -> str:
+    """The scheduling scope of a test: a shared scope above, else its module."""
+    for prefix, scope in SHARED_SCOPES.items():
+        if nodeid.startswith(prefix):
+            return scope
+    return nodeid.split("::", 1)[0]  # module-scoped fixtures stay on one worker
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_scope(nodeid)
+
+    return SharedScopeScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

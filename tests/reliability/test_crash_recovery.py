@@ -44,8 +44,9 @@ MAX_EVENTS_PER_BATCH = 400
 EVENTS_PER_TICK = 100  # produced every second for as long as the stream runs ...
 TICKS_PER_ROUND = 60  # ... up to this many ticks per round, so the final drain stays short
 # Events keep arriving, so every batch writes files: a write in flight shows up with the run's
-# first batch. Waiting for it (not for a fixed time) is what makes a mid-batch kill certain.
-WRITE_IN_FLIGHT_TIMEOUT = 90
+# first batch (a round produces 15 batches of events). Waiting for it (not for a fixed time)
+# is what makes a mid-batch kill certain.
+WRITE_IN_FLIGHT_TIMEOUT = 300  # generous: a loaded 2-core machine starts Spark slowly
 DRAIN_EVENTS_PER_BATCH = 10_000
 
 
