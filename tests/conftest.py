@@ -53,6 +53,34 @@ def worker_scope(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]  # module-scoped fixtures stay on one worker
 
 
+# The longest scopes first (from --durations of recent runs), so the two workers end together
+# rather than one finishing a long scope alone at the end.
+LONGEST_SCOPES_FIRST = (
+    "dags",
+    "tests/test_bench.py",
+    "dbt",
+    "appdb",
+    "tests/reliability/test_crash_recovery.py",
+    "tests/spark/test_gcs_connector.py",
+    "browser",
+    "tests/test_e2e.py",
+    "tests/test_demo_keep_running.py",
+    "tests/reliability/test_broker_cluster.py",
+    "tests/spark/test_cluster.py",
+    "tests/reliability/test_broker_outage.py",
+    "tests/spark/test_stream.py",
+    "tests/reliability/test_stream_failures.py",
+    "tests/test_schema_registry.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # only the order xdist workers hand out
+        return
+    rank = {scope: position for position, scope in enumerate(LONGEST_SCOPES_FIRST)}
+    items.sort(key=lambda item: rank.get(worker_scope(item.nodeid), len(rank)))
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     from xdist.scheduler import LoadScopeScheduling
 
