@@ -29,8 +29,8 @@ from ingestion.simulator import SimulationConfig
 from orangescrum.core.apicurio.build import apicurio_version, is_built
 from orangescrum.core.apicurio.server import LocalSchemaRegistry
 from orangescrum.core.broker import LocalKafka, broker_data_dir
-from orangescrum.core.contract.registry import registry_for
-from orangescrum.core.contract.schema import SUBJECT, available_versions, load_schema_text
+from orangescrum.core.contract.registry import register_contract, registry_for
+from orangescrum.core.contract.schema import SUBJECT
 from orangescrum.core.errors import OrangeScrumError
 from orangescrum.core.kafka_security import Security
 from orangescrum.core.monitoring import read_metrics
@@ -145,18 +145,6 @@ def demo_registry(settings: Settings) -> LocalSchemaRegistry | None:
     return LocalSchemaRegistry.from_settings(settings)
 
 
-def register_contract(settings: Settings) -> dict[int, int]:
-    """Every shipped version of the contract in the demo's registry, oldest first (as
-    `orangescrum schema register` does): version -> id."""
-    registry = registry_for(
-        settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value()
-    )
-    return {
-        version: registry.register(SUBJECT, load_schema_text(version))
-        for version in available_versions()
-    }
-
-
 def reset_workspace(settings: Settings) -> None:
     """Lake, checkpoints and warehouse start empty, so a second run reproduces the first.
 
@@ -229,7 +217,13 @@ def run_demo(
             registry.wait_until_ready()
             settings = settings.model_copy(update={"schema_registry_url": registry.url})
         registry_url = settings.schema_registry_url
-        schema_ids = register_contract(settings) if registry is not None else {}
+        schema_ids = (
+            register_contract(
+                registry_for(registry_url, settings.schema_registry_basic_auth.get_secret_value())
+            )
+            if registry is not None
+            else {}
+        )
         console.print(
             f"      {registry_line(registry_url, schema_ids, registry)}",
             soft_wrap=True,

@@ -201,7 +201,9 @@ def test_a_second_registry_on_the_same_data_is_refused(registry) -> None:
     assert answers(registry.url)
 
 
-def test_registry_start_prints_the_url_and_stops_on_sigterm(tmp_path) -> None:
+def registry_start_command(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
+    """`orangescrum registry start` on a data dir in tmp_path: the process, the file its
+    output goes to, and the registry's folder."""
     output = tmp_path / "out.txt"
     with output.open("w") as out:
         process = subprocess.Popen(
@@ -210,7 +212,11 @@ def test_registry_start_prints_the_url_and_stops_on_sigterm(tmp_path) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    directory = Settings(data_dir=tmp_path, _env_file=None).schema_registry_data_dir
+    return process, output, Settings(data_dir=tmp_path, _env_file=None).schema_registry_data_dir
+
+
+def test_registry_start_prints_the_url_and_stops_on_sigterm(tmp_path) -> None:
+    process, output, directory = registry_start_command(tmp_path)
     text = sigterm_when_ready(process, lambda: "export" in output.read_text(), output)
     port = remembered_port(directory)
     assert f"export ORANGESCRUM_SCHEMA_REGISTRY_URL=http://127.0.0.1:{port}/apis/ccompat/v7" in (
@@ -222,15 +228,7 @@ def test_registry_start_prints_the_url_and_stops_on_sigterm(tmp_path) -> None:
 
 
 def test_registry_start_notices_the_registry_dying(tmp_path) -> None:
-    output = tmp_path / "out.txt"
-    with output.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orangescrum", "registry", "start"],
-            env=os.environ | {"ORANGESCRUM_DATA_DIR": str(tmp_path)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    directory = Settings(data_dir=tmp_path, _env_file=None).schema_registry_data_dir
+    process, output, directory = registry_start_command(tmp_path)
     try:
         deadline = time.monotonic() + 120
         while "export" not in output.read_text():

@@ -111,14 +111,13 @@ def _registry_verdict(name: str, text: str) -> str | None:
 @schema_app.command("register")
 def schema_register() -> None:
     """Register every shipped version, oldest first, in the configured schema registry."""
-    from orangescrum.core.contract.registry import registry_for
-    from orangescrum.core.contract.schema import SUBJECT, available_versions, load_schema_text
+    from orangescrum.core.contract.registry import register_contract, registry_for
+    from orangescrum.core.contract.schema import SUBJECT
 
     settings = load_settings()
     registry = registry_for(
         settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value()
     )
     where = settings.schema_registry_url or "orangescrum/core/contract/schemas/registry.json"
-    for version in available_versions():
-        schema_id = registry.register(SUBJECT, load_schema_text(version))
+    for version, schema_id in register_contract(registry).items():
         console.print(f"{SUBJECT} v{version}: id {schema_id} ({where})")

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Protocol
 
 from orangescrum.core.contract import REGISTRY_FILE
-from orangescrum.core.contract.schema import canonical_schema
+from orangescrum.core.contract.schema import (
+    SUBJECT,
+    available_versions,
+    canonical_schema,
+    load_schema_text,
+)
 from orangescrum.core.errors import OrangeScrumError
 
 # What a Confluent-compatible registry answers when a new version breaks the subject's
@@ -150,3 +155,12 @@ def registry_for(url: str = "", basic_auth: str = "") -> SchemaRegistry:
     if url:
         return ConfluentSchemaRegistry(url, basic_auth)
     return FileSchemaRegistry()
+
+
+def register_contract(registry: SchemaRegistry) -> dict[int, int]:
+    """Every shipped version of the contract in `registry`, oldest first (each must stay
+    compatible with the one before): version -> id."""
+    return {
+        version: registry.register(SUBJECT, load_schema_text(version))
+        for version in available_versions()
+    }
