@@ -251,12 +251,22 @@ def render_config(select: Sequence[str] = ()) -> RenderConfig:
     )
 
 
+# dbt flags of every model/test task. --no-write-json: each task runs in a temporary copy of
+# the project that Cosmos deletes when dbt returns, and no reader of its manifest.json,
+# run_results.json or graph.gpickle is configured (no OpenLineage provider, no run results to
+# XCom, no artifact upload), so writing them (the manifest twice per task) was pure CPU. The
+# partial-parse cache (partial_parse.msgpack) and compiled SQL are written regardless. Not for
+# source_freshness: Cosmos reads its sources.json.
+DBT_TASK_GLOBAL_FLAGS = ("--no-write-json",)
+
+
 def dbt_operator_args(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """Arguments every Cosmos dbt task gets: the warehouse pool and a time limit."""
+    """Arguments every Cosmos dbt task gets: the warehouse pool, a time limit, dbt flags."""
     return {
         "install_deps": False,
         "pool": warehouse_pool(settings),
         "execution_timeout": DBT_NODE_TIMEOUT,
+        "dbt_cmd_global_flags": list(DBT_TASK_GLOBAL_FLAGS),
     } | overrides
 
 

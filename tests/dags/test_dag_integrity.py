@@ -185,6 +185,18 @@ def test_spark_batch_rebuilds_staging_and_downstream_after_compaction(bag) -> No
     assert "--exclude-resource-type" in first.dbt_cmd_flags
 
 
+def test_dbt_tasks_write_no_json_artifacts_but_freshness_does(bag) -> None:
+    # Cosmos deletes each task's project copy; only source_freshness has a reader (its
+    # sources.json), so only it writes dbt's JSON artifacts.
+    dag = bag.get_dag("orangescrum_dbt")
+    for task in dag.tasks:
+        flags = task.dbt_cmd_global_flags
+        if task.task_id == "source_freshness":
+            assert "--no-write-json" not in flags
+        else:
+            assert "--no-write-json" in flags, task.task_id
+
+
 def test_selection_env_renders_a_subset(dag_env) -> None:
     selected = dag_env | {"ORANGESCRUM_DBT_SELECT": "stg_orangescrum__events dim_users"}
     dag = parse_dags(selected).get_dag("orangescrum_dbt")

@@ -145,6 +145,11 @@ def standalone(
         # Airflow's log servers default to 8793/8794: keep parallel runs from colliding.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        # dags/ does not change during the test: the DAG processor's first parse is the one
+        # the test reads. Re-parsing every file every 30 s (the default) cost about ten more
+        # parses (each a process importing Cosmos) while the run went on; callbacks are still
+        # processed as they come.
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
     }
     log = tmp_path / "standalone.log"
     command = (
