@@ -206,6 +206,7 @@ def run_demo(
         security=options.security,
         events_topic=settings.topic_events,
         dead_letter_topic=settings.topic_dead_letter,
+        jvm_options=settings.jvm_arguments,
     )
     secured = "" if options.security is Security.PLAINTEXT else ", SASL_SSL with one user per role"
     console.print(f"[2/{total_steps}] Apache Kafka (KRaft, local{secured}) on {broker.bootstrap}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from py4j.protocol import Py4JError
@@ -72,14 +73,16 @@ def gcs_hadoop_options(settings: Settings) -> dict[str, str]:
     return {f"spark.hadoop.{key}": value for key, value in options.items()}
 
 
-def driver_java_options(*, long_running: bool) -> str:
+def driver_java_options(*, long_running: bool, extra: Sequence[str] = ()) -> str:
     """The driver JVM's options. A long-running stream commits its whole heap at start
     (-Xms = -Xmx, pages touched): its RSS is then flat from the first minute instead of
-    creeping toward the heap limit for an hour, so a growing RSS means a real leak."""
+    creeping toward the heap limit for an hour, so a growing RSS means a real leak. `extra`
+    (ORANGESCRUM_JVM_OPTIONS) comes last, so the last of a JVM option, the user's, wins."""
     options = [f"-Dlog4j.configurationFile={LOG4J_CONFIG.as_uri()}"]
     if long_running:
         options += [f"-Xms{DRIVER_MEMORY}", "-XX:+AlwaysPreTouch"]
-    return " ".join(options)
+    # Spark splits the string like a shell, so an option with a space stays one.
+    return shlex.join([*options, *extra])
 
 
 def build_session(settings: Settings, app_name: str, *, long_running: bool = False) -> SparkSession:
@@ -108,7 +111,10 @@ def build_session(settings: Settings, app_name: str, *, long_running: bool = Fal
         # Spark's own Kafka source and spark-avro, resolved once into the project's Ivy
         # cache (`make setup`); on a cluster the driver serves them to the executors.
         .config("spark.jars", ",".join(str(jar) for jar in connector_jars))
-        .config("spark.driver.extraJavaOptions", driver_java_options(long_running=long_running))
+        .config(
+            "spark.driver.extraJavaOptions",
+            driver_java_options(long_running=long_running, extra=settings.jvm_arguments),
+        )
     )
     for key, value in gcs_hadoop_options(settings).items():
         builder = builder.config(key, value)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from orangescrum import REPO_ROOT
+from orangescrum.core.apicurio.server import JVM_OPTIONS as REGISTRY_JVM_OPTIONS
+from orangescrum.core.apicurio.server import LocalSchemaRegistry
+from orangescrum.core.broker import JVM_OPTIONS as BROKER_JVM_OPTIONS
+from orangescrum.core.broker import LocalKafka, _kafka_command
+from orangescrum.core.connect import JVM_OPTIONS as CONNECT_JVM_OPTIONS
+from orangescrum.core.connect import LocalConnect
 from orangescrum.core.settings import Settings, env_example
+from spark.session import driver_java_options
 
 
 def test_env_example_lists_every_setting_with_its_default() -> None:
@@ -54,6 +63,38 @@ def test_dbt_gets_every_lake_zone_from_the_layout(tmp_path) -> None:
 def test_invalid_values_are_rejected(tmp_path) -> None:
     with pytest.raises(ValueError, match="topic_partitions"):
         Settings(data_dir=tmp_path, topic_partitions=0, _env_file=None)
+
+
+def test_jvm_options_follow_the_built_in_ones_of_every_jvm_started(tmp_path) -> None:
+    # The last of a JVM option wins, so the user's come after each launcher's own; a quoted
+    # option stays one argument.
+    settings = Settings(
+        data_dir=tmp_path, jvm_options="-XX:TieredStopAtLevel=1 '-Dnote=a b'", _env_file=None
+    )
+    extra = ["-XX:TieredStopAtLevel=1", "-Dnote=a b"]
+    assert list(settings.jvm_arguments) == extra
+
+    kafka = LocalKafka(tmp_path / "kafka", settings.jar_cache_dir, jvm_options=extra)
+    node = kafka.nodes[0]
+    commands = [
+        (
+            BROKER_JVM_OPTIONS,
+            _kafka_command("java", "cp", node, "kafka.Kafka", jvm_options=kafka.jvm_options),
+        ),
+        (
+            REGISTRY_JVM_OPTIONS,
+            LocalSchemaRegistry.from_settings(settings).command("java", Path("r.jar")),
+        ),
+        (CONNECT_JVM_OPTIONS, LocalConnect(settings).command("java", "cp")),
+    ]
+    for built_in, command in commands:
+        assert command[: 1 + len(built_in) + len(extra)] == ["java", *built_in, *extra]
+    for long_running in (False, True):
+        driver = shlex.split(driver_java_options(long_running=long_running, extra=extra))
+        assert driver[-len(extra) :] == extra and len(driver) > len(extra)
+
+    with pytest.raises(ValueError, match="jvm_options"):
+        Settings(data_dir=tmp_path, jvm_options="-Dnote='unclosed", _env_file=None)
 
 
 def test_config_show_prints_values_in_effect(tmp_path) -> None:

@@ -55,6 +55,7 @@ def broker_start(
         events_topic=settings.topic_events,
         dead_letter_topic=settings.topic_dead_letter,
         connect_topic_prefix=settings.connect_topic_prefix,
+        jvm_options=settings.jvm_arguments,
     )
     with console.status("starting Apache Kafka (the first start downloads its jars)"):
         cluster.start()

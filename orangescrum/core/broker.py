@@ -14,7 +14,7 @@ import logging
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +159,9 @@ class LocalKafka(ManagedService):
     ACLs (orangescrum.core.kafka_security); the users' ACLs name `events_topic`,
     `dead_letter_topic` and the Kafka Connect worker's topics (`connect_topic_prefix`). A data
     dir keeps the mode it was formatted with.
+
+    `jvm_options` (ORANGESCRUM_JVM_OPTIONS is `settings.jvm_arguments`) follow the
+    built-in JVM_OPTIONS on every node's command line, storage formatting included.
     """
 
     def __init__(
@@ -172,6 +175,7 @@ class LocalKafka(ManagedService):
         events_topic: str = "events-raw",
         dead_letter_topic: str = "events-dlq",
         connect_topic_prefix: str = CONNECT_PREFIX,
+        jvm_options: Sequence[str] = (),
     ) -> None:
         if brokers < 1:
             raise OrangeScrumError(f"--brokers must be at least 1, got {brokers}.")
@@ -179,6 +183,7 @@ class LocalKafka(ManagedService):
         self.jar_cache_dir = jar_cache_dir
         self.brokers = brokers
         self.security = security
+        self.jvm_options = tuple(jvm_options)
         self.acl_topics = (events_topic, dead_letter_topic, connect_topic_prefix)
         self.secrets = (
             BrokerSecrets(data_dir / "security") if security is Security.SASL_SSL else None
@@ -268,10 +273,18 @@ class LocalKafka(ManagedService):
                 # 0600: it holds the admin's password (the broker's JAAS logins).
                 write_private(node.config_file, node_properties(node, self.nodes, secured))
             if not (node.log_dir / "meta.properties").is_file():
-                _format_storage(java_binary, classpath, node, cluster_id, self.secrets, passwords)
+                _format_storage(
+                    java_binary,
+                    classpath,
+                    node,
+                    cluster_id,
+                    self.secrets,
+                    passwords,
+                    jvm_options=self.jvm_options,
+                )
         self._save_state(cluster_id)
         for node in self.nodes:
-            self._processes.append(_launch(java_binary, classpath, node))
+            self._processes.append(_launch(java_binary, classpath, node, self.jvm_options))
         try:
             timeout = timeout_seconds if timeout_seconds is not None else 60.0 * self.brokers
             wait_until_ready(
@@ -365,12 +378,19 @@ def _new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().byt
 
 
 def _kafka_command(
-    java_binary: str, classpath: str, node: Node, main_class: str, *args: str
+    java_binary: str,
+    classpath: str,
+    node: Node,
+    main_class: str,
+    *args: str,
+    jvm_options: Sequence[str] = (),
 ) -> list[str]:
-    """A JVM of the node's: its heap, its log file, the broker jars, then `main_class args`."""
+    """A JVM of the node's: its heap, the caller's `jvm_options` (after the built-ins: the last
+    of a JVM option wins), its log file, the broker jars, then `main_class args`."""
     return [
         java_binary,
         *JVM_OPTIONS,
+        *jvm_options,
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         f"-Dkafka.logs.file={node.log_file}",
         "-cp",
@@ -387,6 +407,8 @@ def _format_storage(
     cluster_id: str,
     secrets: BrokerSecrets | None = None,
     passwords: dict[str, str] | None = None,
+    *,
+    jvm_options: Sequence[str] = (),
 ) -> None:
     """kafka-storage format; a secured node gets its SCRAM users here (KRaft keeps them in
     the metadata log, and the admin must exist before anyone can log in to add others)."""
@@ -408,6 +430,7 @@ def _format_storage(
             str(node.config_file),
             "--ignore-formatted",
             *users,
+            jvm_options=jvm_options,
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -418,8 +441,17 @@ def _format_storage(
         )
 
 
-def _launch(java_binary: str, classpath: str, node: Node) -> subprocess.Popen[bytes]:
-    command = _kafka_command(java_binary, classpath, node, "kafka.Kafka", str(node.config_file))
+def _launch(
+    java_binary: str, classpath: str, node: Node, jvm_options: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    command = _kafka_command(
+        java_binary,
+        classpath,
+        node,
+        "kafka.Kafka",
+        str(node.config_file),
+        jvm_options=jvm_options,
+    )
     with (node.directory / "stdout.log").open("ab") as output:
         return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
 

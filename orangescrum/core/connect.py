@@ -338,16 +338,7 @@ class LocalConnect(ManagedService):
         write_secrets(self.settings)
         properties = worker_properties(self.settings, self.port)
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
-        command = [
-            java_binary,
-            *JVM_OPTIONS,
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            f"-Dkafka.logs.file={self.log_file}",
-            "-cp",
-            classpath,
-            MAIN_CLASS,
-            str(self.config_file),
-        ]
+        command = self.command(java_binary, classpath)
         self._log_offset = self.log_file.stat().st_size if self.log_file.is_file() else 0
         # The binlog client logs through java.util.logging, to stderr: kept in stdout.log.
         with (self.directory / "stdout.log").open("ab") as output:
@@ -367,6 +358,21 @@ class LocalConnect(ManagedService):
             raise
         log.info("Kafka Connect ready on %s (data: %s)", self.url, self.directory)
         return self
+
+    def command(self, java_binary: str, classpath: str) -> list[str]:
+        """The worker's JVM: ORANGESCRUM_JVM_OPTIONS after the built-in options (the last of a
+        JVM option wins), its log file, the Connect jars, then its properties file."""
+        return [
+            java_binary,
+            *JVM_OPTIONS,
+            *self.settings.jvm_arguments,
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.file={self.log_file}",
+            "-cp",
+            classpath,
+            MAIN_CLASS,
+            str(self.config_file),
+        ]
 
     def exit_code(self) -> int | None:
         return None if self._process is None else self._process.poll()

@@ -8,6 +8,7 @@ folder and a DuckDB warehouse file, so nothing needs to be set to run the demo.
 from __future__ import annotations
 
 import re
+import shlex
 from enum import StrEnum
 from pathlib import Path
 
@@ -85,6 +86,13 @@ class Settings(BaseSettings):
         description="Ivy cache of the JVM jars (Kafka broker, Kafka Connect, Spark connectors) "
         "from Maven Central, and the local schema registry's Maven build; `orangescrum jars "
         "fetch` fills it.",
+    )
+    jvm_options: str = Field(
+        default="",
+        description="Extra options (shell-quoted) for the JVMs of Kafka Connect, the schema "
+        "registry and the Spark driver, after their built-in ones so they win; another "
+        "collector needs the built-in G1 off too (-XX:-UseG1GC -XX:+UseSerialGC). The tests set "
+        "-XX:TieredStopAtLevel=1: JVMs that live seconds spend much of their CPU in the C2 JIT.",
     )
 
     # --- OrangeScrum app database (change-data-capture source) -----------------------------
@@ -281,6 +289,12 @@ class Settings(BaseSettings):
             raise ValueError("ORANGESCRUM_PII_SALT may hold only letters, digits, - and _")
         return salt
 
+    @field_validator("jvm_options")
+    @classmethod
+    def _splittable_jvm_options(cls, options: str) -> str:
+        shlex.split(options)  # an unclosed quote fails here, naming the setting
+        return options
+
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
         # Spark, dbt and DuckDB run in other working directories: relative paths would drift.
@@ -315,6 +329,11 @@ class Settings(BaseSettings):
             if self.duckdb_path
             else (self.data_dir / "warehouse.duckdb")
         )
+
+    @property
+    def jvm_arguments(self) -> tuple[str, ...]:
+        """jvm_options as command-line arguments, appended to each JVM's built-in options."""
+        return tuple(shlex.split(self.jvm_options))
 
     @property
     def kafka_data_dir(self) -> Path:

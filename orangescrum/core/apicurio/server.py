@@ -14,6 +14,7 @@ import logging
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -57,7 +58,8 @@ class LocalSchemaRegistry(ManagedService):
     """Apicurio Registry on 127.0.0.1:`port` (remembered, else free, when None); stopped on exit.
 
     Its H2 database, log and state file live in `directory`; the runnable jar is built into
-    `jar_cache_dir` on first use (orangescrum/core/apicurio/build.py).
+    `jar_cache_dir` on first use (orangescrum/core/apicurio/build.py). `jvm_options`
+    (ORANGESCRUM_JVM_OPTIONS, which `from_settings` passes) follow the built-in JVM_OPTIONS.
     """
 
     def __init__(
@@ -67,17 +69,24 @@ class LocalSchemaRegistry(ManagedService):
         *,
         port: int | None = None,
         compatibility: str | None = None,
+        jvm_options: Sequence[str] = (),
     ) -> None:
         self.directory = directory
         self.jar_cache_dir = jar_cache_dir
         self.requested_port = port
         self.compatibility = compatibility or contract_compatibility()
+        self.jvm_options = tuple(jvm_options)
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, port: int | None = None) -> LocalSchemaRegistry:
-        return cls(settings.schema_registry_data_dir, settings.jar_cache_dir, port=port)
+        return cls(
+            settings.schema_registry_data_dir,
+            settings.jar_cache_dir,
+            port=port,
+            jvm_options=settings.jvm_arguments,
+        )
 
     # --- layout ---------------------------------------------------------------------------
     @property
@@ -116,7 +125,7 @@ class LocalSchemaRegistry(ManagedService):
             )
         self.port = self._choose_port()
         self.database.parent.mkdir(parents=True, exist_ok=True)
-        command = [java_binary, *JVM_OPTIONS, *self._properties(), "-jar", str(jar)]
+        command = self.command(java_binary, jar)
         with self.log_file.open("ab") as output:
             self._process = subprocess.Popen(
                 command,
@@ -128,6 +137,11 @@ class LocalSchemaRegistry(ManagedService):
             )
         self.state_file.write_text(json.dumps({"port": self.port, "pid": self._process.pid}))
         return self
+
+    def command(self, java_binary: str, jar: Path) -> list[str]:
+        """The JVM's command line: the caller's options after the built-ins (the last of a JVM
+        option wins), then the system properties and the runnable jar."""
+        return [java_binary, *JVM_OPTIONS, *self.jvm_options, *self._properties(), "-jar", str(jar)]
 
     def wait_until_ready(self, timeout_seconds: float = START_TIMEOUT_SECONDS) -> None:
         """Wait until the launched registry answers; stopped, with one sentence, if it does not."""
