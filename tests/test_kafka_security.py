@@ -130,15 +130,31 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]
             process.wait()
 
 
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+# A topic created a moment ago may not have its leader in place yet (CreateTopics returns
+# before the broker leads the new partitions); the offsets query does not retry on its own.
+LEADERSHIP_ERRORS = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def end_offsets(settings: Settings, topic: str, wait_seconds: float = 30.0) -> dict[int, int]:
     """Each partition's end offset, read as `settings`' user."""
     consumer = Consumer(settings.kafka_client_config() | {"group.id": "orangescrum-size"})
+    deadline = time.monotonic() + wait_seconds
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
+        while True:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            try:
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in partitions
+                }
+            except KafkaException as error:
+                if error.args[0].code() not in LEADERSHIP_ERRORS or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
 
