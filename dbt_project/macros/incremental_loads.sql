@@ -68,9 +68,11 @@
 
 
 {#
-    Models keyed by entity (state histories, cycle times, memberships, project tasks).
+    Models keyed by entity (state histories, cycle times, memberships, project tasks, and
+    the marts built from them: the history marts, dim_tasks, fact_time_entries).
     DuckDB: incremental, delete+insert on the entity key; a run rewrites the entities with an
-    event in the lookback window (each model's SQL says how much of their past it re-reads).
+    event in the lookback window (each model's SQL says how much of their past it re-reads),
+    the marts the entities whose upstream rows changed (changed_since_last_load).
     BigQuery has no delete+insert and a merge cannot replace a variable number of rows per
     key, so there they are tables, rebuilt each run (a columnar scan BigQuery parallelises).
 #}
@@ -84,6 +86,21 @@
 
 {% macro bigquery__per_entity_materialization() %}
     {{ return('table') }}
+{% endmacro %}
+
+
+{% macro per_entity_config(unique_key) %}
+    {#-
+        The config() arguments of a model keyed by entity: incremental on DuckDB, where a
+        run deletes and re-inserts every row of the entities it recomputes; a table on
+        BigQuery. Usage: {{ config(**orangescrum.per_entity_config('task_id')) }}
+    -#}
+    {{ return({
+        'materialized': orangescrum.per_entity_materialization(),
+        'unique_key': unique_key,
+        'incremental_strategy': 'delete+insert',
+        'on_schema_change': 'append_new_columns',
+    }) }}
 {% endmacro %}
 
 
@@ -106,4 +123,47 @@
         )
     {%- endset -%}
     {{ return(condition) }}
+{% endmacro %}
+
+
+{% macro changed_since_last_load(entity_column, upstream_relations) %}
+    {#-
+        Boolean SQL for an incremental run of a model built from per-entity models (the
+        history marts, dim_tasks, fact_time_entries): entity_column names an entity with a
+        row that one of upstream_relations wrote after this model's latest load, i.e. in
+        this invocation or in one that did not run this model. Those upstream models are
+        incremental with loaded_at, so this is exactly the set of entities whose inputs
+        changed: the model recomputes each of them from all its rows and nothing else, and
+        one new day costs what the day touched, not the whole history. A full build of an
+        upstream model stamps every row, so its dependants then recompute everything.
+        Always true on a full build. (is_incremental unqualified: unit tests override it
+        in the model's context, not in the project namespace.)
+    -#}
+    {% if not is_incremental() %}
+        {{ return('true') }}
+    {% endif %}
+    {%- set last_load -%}
+        (select coalesce(max(loaded_at), {{ orangescrum.earliest_timestamp() }}) from {{ this }})
+    {%- endset -%}
+    {%- set condition -%}
+        {{ entity_column }} in (
+            {%- for upstream in upstream_relations %}
+            select {{ entity_column }}
+            from {{ upstream }}
+            where
+                loaded_at > {{ last_load }}
+                and {{ entity_column }} is not null
+            {%- if not loop.last %}
+            union all
+            {%- endif %}
+            {%- endfor %}
+        )
+    {%- endset -%}
+    {{ return(condition) }}
+{% endmacro %}
+
+
+{% macro earliest_timestamp() %}
+    {#- SQL timestamp before any load: what an empty table's latest load compares as. -#}
+    {{ return("cast('1970-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")") }}
 {% endmacro %}

@@ -30,13 +30,11 @@
         of the entity's versions from the one open at the window start on), a table on
         BigQuery. Usage: {{ config(**orangescrum.state_history_config('user_id')) }}
     -#}
-    {{ return({
-        'materialized': orangescrum.per_entity_materialization(),
-        'unique_key': entity_key,
-        'incremental_strategy': 'delete+insert',
+    {% set state_history_config = orangescrum.per_entity_config(entity_key) %}
+    {% do state_history_config.update({
         'incremental_predicates': [orangescrum.version_reaches_lookback_window()],
-        'on_schema_change': 'append_new_columns',
-    }) }}
+    }) %}
+    {{ return(state_history_config) }}
 {% endmacro %}
 
 

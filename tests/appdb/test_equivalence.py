@@ -142,6 +142,7 @@ COMPARISONS: Mapping[str, Comparison] = {
             "first_closed_at": HISTORY_ONLY,
             "cycle_time_hours": HISTORY_ONLY + " (when the task closed)",
             "state_valid_from": HISTORY_ONLY + " (when the current state began)",
+            "loaded_at": PIPELINE["loaded_at"],
         },
     ),
     "dim_projects": Comparison(
@@ -228,7 +229,8 @@ COMPARISONS: Mapping[str, Comparison] = {
                 "pending_hours",
             ),
             "decisions are history: the mart reads approval events, a snapshot has none",
-        ),
+        )
+        | {"loaded_at": PIPELINE["loaded_at"]},
     ),
     "agg_daily_metrics: per company": Comparison(
         "agg_daily_metrics",

@@ -34,7 +34,16 @@ MARTS = (
 )
 # Incremental marts carry loaded_at, the time of the dbt run that wrote each row: equal
 # tables are compared without it.
-INCREMENTAL_MARTS = ("fact_activities", "agg_daily_metrics", "agg_daily_company_metrics")
+INCREMENTAL_MARTS = (
+    "fact_activities",
+    "fact_time_entries",
+    "agg_daily_metrics",
+    "agg_daily_company_metrics",
+    "dim_tasks",
+    "dim_users_history",
+    "dim_projects_history",
+    "dim_tasks_history",
+)
 
 
 def mart_content_sql(mart: str, relation: str, exclude_keyword: str = "exclude") -> str:

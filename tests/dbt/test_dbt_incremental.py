@@ -167,6 +167,22 @@ def test_daily_incremental_runs_end_where_a_full_rebuild_does(
             for model in models
         }
 
+    # The marts keyed by entity rewrote what the last day touched, not their whole history
+    last_load = "(select max(loaded_at) from orangescrum_dw_staging.stg_orangescrum__events)"
+    for model, touched_every_day in [
+        ("dim_tasks", True),
+        ("dim_tasks_history", True),
+        ("fact_time_entries", True),
+        ("dim_users_history", False),
+        ("dim_projects_history", False),
+    ]:
+        rewritten, total = warehouse.query(
+            f"select count(*) filter (where loaded_at = {last_load}), count(*) "
+            f"from orangescrum_dw_marts.{model}"
+        )[0]
+        assert rewritten < total, model
+        assert rewritten > 0 or not touched_every_day, model
+
     incremental = contents()
     warehouse.dbt("run", "--full-refresh", run_date=delivery_days[-1].isoformat())
     rebuilt = contents()

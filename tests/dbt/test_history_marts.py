@@ -187,7 +187,8 @@ def test_tile_time_test_reports_overlapping_versions(built_warehouse: Warehouse)
     built_warehouse.query(
         f"insert into {relation} by name select 100 as project_id, "
         "timestamp '2024-03-06 00:00:00' as valid_from, "
-        "timestamp '2024-03-07 00:00:00' as valid_to, false as is_current"
+        "timestamp '2024-03-07 00:00:00' as valid_to, false as is_current, "
+        f"(select max(loaded_at) from {relation}) as loaded_at"
     )
     try:
         result = built_warehouse.dbt(

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized=orangescrum.per_entity_materialization(),
-        unique_key='project_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ config(**orangescrum.per_entity_config('project_id')) }}
 
 with
 

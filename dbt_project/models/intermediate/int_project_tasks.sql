@@ -3,14 +3,7 @@
     not add up over days). Incremental (DuckDB): a run re-inserts the pairs seen in the
     lookback window; pairs seen before stay. BigQuery rebuilds the table.
 #}
-{{
-    config(
-        materialized=orangescrum.per_entity_materialization(),
-        unique_key=['project_id', 'task_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ config(**orangescrum.per_entity_config(['project_id', 'task_id'])) }}
 
 with
 

@@ -6,14 +6,7 @@
 -#}
 {%- set window_start = orangescrum.lookback_window_start_at() -%}
 
-{{
-    config(
-        materialized=orangescrum.per_entity_materialization(),
-        unique_key='task_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ config(**orangescrum.per_entity_config('task_id')) }}
 
 with
 

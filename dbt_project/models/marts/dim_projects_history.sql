@@ -3,7 +3,13 @@
     joins. A version replaced by a later event at the same instant lasted no time: it is
     dropped, and the versions around it merge again when they are identical (the macro
     state_history_ctes, the one the state histories use, re-collapses them).
+
+    Incremental (DuckDB): a run recomputes the projects whose state history changed since
+    this table's latest load, each from all its versions; BigQuery rebuilds the table.
 -#}
+
+{{ config(**orangescrum.per_entity_config('project_id')) }}
+
 {%- set project_state_columns = [
     'company_id',
     'project_name',
@@ -21,6 +27,9 @@ with
 projects_state_history as (
 
     select * from {{ ref('int_projects_state_history') }}
+    where {{ orangescrum.changed_since_last_load(
+        'project_id', [ref('int_projects_state_history')]
+    ) }}
 
 ),
 
@@ -65,7 +74,8 @@ final as (
         cast(project_start_date as date) as start_date,
         cast(project_end_date as date) as end_date,
         event_id as opened_by_event_id,
-        opened_by_event_type
+        opened_by_event_type,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from state_versions
 
 )

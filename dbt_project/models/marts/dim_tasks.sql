@@ -1,14 +1,27 @@
+{#
+    Incremental (DuckDB): a run recomputes the tasks whose cycle times or state history
+    changed since this table's latest load; BigQuery rebuilds the table.
+#}
+
+{{ config(**orangescrum.per_entity_config('task_id')) }}
+
+{%- set changed_tasks = orangescrum.changed_since_last_load(
+    'task_id', [ref('int_tasks_cycle_times'), ref('int_tasks_state_history')]
+) -%}
+
 with
 
 tasks_cycle_times as (
 
     select * from {{ ref('int_tasks_cycle_times') }}
+    where {{ changed_tasks }}
 
 ),
 
 tasks_state_history as (
 
     select * from {{ ref('int_tasks_state_history') }}
+    where {{ changed_tasks }}
 
 ),
 
@@ -90,7 +103,8 @@ final as (
         first_event_at,
         first_closed_at,
         cast(cycle_time_hours as {{ orangescrum.double_type() }}) as cycle_time_hours,
-        state_valid_from
+        state_valid_from,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from joined
 
 )

@@ -4,7 +4,13 @@
     dropped, and the versions around it merge again when they are identical (the macro
     state_history_ctes, the one the state histories use, re-collapses them); the previous
     status is then the one of the previous version here.
+
+    Incremental (DuckDB): a run recomputes the tasks whose state history changed since
+    this table's latest load, each from all its versions; BigQuery rebuilds the table.
 -#}
+
+{{ config(**orangescrum.per_entity_config('task_id')) }}
+
 {%- set task_state_columns = [
     'project_id',
     'company_id',
@@ -26,6 +32,9 @@ with
 tasks_state_history as (
 
     select * from {{ ref('int_tasks_state_history') }}
+    where {{ orangescrum.changed_since_last_load(
+        'task_id', [ref('int_tasks_state_history')]
+    ) }}
 
 ),
 
@@ -79,7 +88,8 @@ final as (
         cast(task_story_points as {{ dbt.type_bigint() }}) as task_story_points,
         cast(changed_by_user_id as {{ dbt.type_bigint() }}) as changed_by_user_id,
         event_id as opened_by_event_id,
-        opened_by_event_type
+        opened_by_event_type,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from state_versions
 
 )

@@ -3,7 +3,13 @@
     joins. A version replaced by a later event at the same instant lasted no time: it is
     dropped, and the versions around it merge again when they are identical (the macro
     state_history_ctes, the one the state histories use, re-collapses them).
+
+    Incremental (DuckDB): a run recomputes the users whose state history changed since
+    this table's latest load, each from all its versions; BigQuery rebuilds the table.
 -#}
+
+{{ config(**orangescrum.per_entity_config('user_id')) }}
+
 {%- set user_state_columns = [
     'company_id',
     'user_initials',
@@ -20,6 +26,9 @@ with
 users_state_history as (
 
     select * from {{ ref('int_users_state_history') }}
+    where {{ orangescrum.changed_since_last_load(
+        'user_id', [ref('int_users_state_history')]
+    ) }}
 
 ),
 
@@ -62,7 +71,8 @@ final as (
         is_user_active as is_active,
         user_created_at,
         event_id as opened_by_event_id,
-        opened_by_event_type
+        opened_by_event_type,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from state_versions
 
 )

@@ -1,15 +1,23 @@
 {#
-    One row per time entry: its hours and where its approval stands now. Entries are few
-    next to events, so the table is rebuilt on every run; the latest decision (approve or
-    reject) wins, so an entry approved then rejected counts as rejected, never as approved.
+    One row per time entry: its hours and where its approval stands now; the latest
+    decision (approve or reject) wins, so an entry approved then rejected counts as
+    rejected, never as approved. Incremental (DuckDB): a run recomputes the entries with an
+    event staged since this table's latest load, each from all its events; BigQuery
+    rebuilds the table.
 #}
+
+{{ config(**orangescrum.per_entity_config('time_log_id')) }}
 
 with
 
 events as (
 
     select * from {{ ref('stg_orangescrum__events') }}
-    where time_log_id is not null
+    where
+        time_log_id is not null
+        and {{ orangescrum.changed_since_last_load(
+            'time_log_id', [ref('stg_orangescrum__events')]
+        ) }}
 
 ),
 
@@ -102,7 +110,8 @@ final as (
         case when approval_status = 'rejected' then logged_hours else 0 end
             as rejected_hours,
         case when approval_status = 'pending' then logged_hours else 0 end
-            as pending_hours
+            as pending_hours,
+        {{ orangescrum.loaded_at() }} as loaded_at
     from entries
 
 )
