@@ -42,6 +42,25 @@
 {% endmacro %}
 
 
+{% macro in_latest_load(entity_column, relation) %}
+    {#-
+        Boolean SQL for a singular test over a per-entity model: entity_column names an
+        entity the model's latest load wrote (every row, with test_scope all).
+    -#}
+    {% if orangescrum.test_scope() == 'all' %}
+        {{ return('true') }}
+    {% endif %}
+    {%- set condition -%}
+        {{ entity_column }} in (
+            select {{ entity_column }}
+            from {{ relation }}
+            where loaded_at = (select max(loaded_at) from {{ relation }})
+        )
+    {%- endset -%}
+    {{ return(condition) }}
+{% endmacro %}
+
+
 {#
     Root-project override of dbt's get_where_subquery, which wraps the model a generic test
     reads: keeps the `where` config, adds the latest-load filter for incremental models.

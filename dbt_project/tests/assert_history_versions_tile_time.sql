@@ -2,24 +2,29 @@
 -- dim_tasks_history) tile time: ordered by valid_from, each ends exactly where the next one
 -- begins (no overlap, no gap), lasts some time, and only the last is open (valid_to null,
 -- is_current). A point-in-time join then finds at most one version. One row per offending
--- version. ((entity id, valid_from) is unique: each mart's primary_key test.)
+-- version. ((entity id, valid_from) is unique: each mart's primary_key test.) Like the generic
+-- tests, it checks the entities of each mart's latest load unless test_scope is all: an
+-- incremental run rewrites every version of the entities it recomputes.
 with
 
 users_history as (
 
     select * from {{ ref('dim_users_history') }}
+    where {{ orangescrum.in_latest_load('user_id', ref('dim_users_history')) }}
 
 ),
 
 projects_history as (
 
     select * from {{ ref('dim_projects_history') }}
+    where {{ orangescrum.in_latest_load('project_id', ref('dim_projects_history')) }}
 
 ),
 
 tasks_history as (
 
     select * from {{ ref('dim_tasks_history') }}
+    where {{ orangescrum.in_latest_load('task_id', ref('dim_tasks_history')) }}
 
 ),
 

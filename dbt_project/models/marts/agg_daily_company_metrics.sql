@@ -25,7 +25,9 @@ company_days as (
         ) as active_user_count,
         count(
             distinct case when project_id <> -1 then project_id end
-        ) as active_project_count
+        ) as active_project_count,
+        min(event_timestamp) as first_activity_at,
+        max(event_timestamp) as last_activity_at
     from activities
     group by activity_date, company_id
 
@@ -39,6 +41,8 @@ final as (
         cast(event_count as {{ dbt.type_bigint() }}) as event_count,
         cast(active_user_count as {{ dbt.type_bigint() }}) as active_user_count,
         cast(active_project_count as {{ dbt.type_bigint() }}) as active_project_count,
+        first_activity_at,
+        last_activity_at,
         {{ orangescrum.loaded_at() }} as loaded_at
     from company_days
 

@@ -1,8 +1,8 @@
 with
 
-events as (
+company_days as (
 
-    select * from {{ ref('stg_orangescrum__events') }}
+    select * from {{ ref('agg_daily_company_metrics') }}
 
 ),
 
@@ -21,12 +21,13 @@ projects as (
 company_activity as (
 
     -- Every company (tenant) an event names: events carry no company attributes, so the
-    -- dimension is its activity span and sizes.
+    -- dimension is its activity span and sizes. Folded from the company-days (a few rows
+    -- per company), not from every event.
     select
         company_id,
-        min(event_timestamp) as first_activity_at,
-        max(event_timestamp) as last_activity_at
-    from events
+        min(first_activity_at) as first_activity_at,
+        max(last_activity_at) as last_activity_at
+    from company_days
     group by company_id
 
 ),
