@@ -913,7 +913,7 @@ def run_bench(args: argparse.Namespace, scratch: Path, logs: Path) -> Outcome:
     from spark.cdc_stream import cdc_checkpoint
 
     outcome = Outcome()
-    broker = LocalKafka(scratch / "kafka", Settings(_env_file=None).jar_cache_dir).start()
+    broker = LocalKafka.from_settings(Settings(_env_file=None), scratch / "kafka").start()
     # Its only java child now; the Connect JVM will be another.
     sampler = RssSampler({BROKER: broker_jvm_pid()}, args.sample_seconds, logs / "samples.jsonl")
     sampler.start()

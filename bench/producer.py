@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = (
             None
             if args.bootstrap
-            else LocalKafka(Path(scratch) / "kafka", Settings(_env_file=None).jar_cache_dir).start()
+            else LocalKafka.from_settings(Settings(_env_file=None), Path(scratch) / "kafka").start()
         )
         bootstrap = args.bootstrap or broker.bootstrap
         try:

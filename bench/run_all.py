@@ -3,6 +3,7 @@
     python bench/run_all.py            # `make bench`: full volumes, about 50 minutes on 2 cores
     python bench/run_all.py --quick    # a tenth of the volume, about 3 minutes (CI smoke test)
     python bench/run_all.py --soak     # and then the hour-long soak (bench/soak.py)
+    python bench/run_all.py --bootstrap kafka-1:9092   # the Kafka steps on an existing broker
 
 Steps, each a fresh interpreter running one script with --json (and --quick when given):
 producer.py (Avro producer vs raw produce and vs confluent-kafka's AvroSerializer),
@@ -18,6 +19,13 @@ overruns is named in the run's notes, the other steps still run, and the exit co
 that wrote its figures before failing, like a soak whose verdict is FAIL, keeps them in the
 run). Each step's output goes to a log file in --logs (a new temporary folder unless given),
 named in the progress lines.
+
+Brokers: in a full run, producer.py and spark_landing.py each start a local Apache Kafka
+broker of their own, so each measures against a fresh broker and spark_landing's peak RSS
+counts it. A --quick run starts one local broker for both (its figures only show that every
+step works; a broker start costs seconds of CPU). `--bootstrap HOST:PORT` runs both on an
+existing broker instead, any run (spark_landing's peak RSS then leaves the broker out);
+cdc.py and soak.py always start their own, whose memory they measure.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from bench.results import (
     RESULTS_FILE,
     Figure,
     append_run,
+    exit_on_sigterm,
     finish_run,
     format_met,
     format_number,
@@ -52,6 +61,7 @@ from bench.results import (
     new_run,
     run_problems,
 )
+from orangescrum.core.errors import OrangeScrumError
 
 log = logging.getLogger("bench")
 
@@ -72,6 +82,7 @@ class Step:
     full_minutes: float
     quick_minutes: float
     in_quick: bool = True  # False: a step whose start-up alone is beyond the CI smoke budget
+    takes_bootstrap: bool = False  # True: it runs on `--bootstrap HOST:PORT` when given one
 
     def command(self, *, quick: bool, json_path: Path, extra: tuple[str, ...] = ()) -> list[str]:
         volume = ("--quick",) if quick else self.full_args
@@ -90,6 +101,7 @@ STEPS = (
         ("--events", "200000", "--repeats", "3"),
         full_minutes=20,
         quick_minutes=5,
+        takes_bootstrap=True,
     ),
     Step(
         "spark_landing",
@@ -98,6 +110,7 @@ STEPS = (
         ("--events", "200000", "--live-seconds", "30", "--rate", "2000"),
         full_minutes=20,
         quick_minutes=8,
+        takes_bootstrap=True,
     ),
     Step(
         "dbt_scale",
@@ -241,6 +254,52 @@ def dbt_arguments(arguments: argparse.Namespace) -> tuple[str, ...]:
     )
 
 
+class SharedBroker:
+    """The local Apache Kafka broker a quick run's Kafka steps share: started for the first of
+    them, stopped by `stop` (after the last, so the steps after it have the cores and memory
+    to themselves). JVM options come from ORANGESCRUM_JVM_OPTIONS, as for the steps' own."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self.bootstrap = ""
+
+    def start(self) -> str:
+        """Its address, starting it on the first call; raises OrangeScrumError if it fails."""
+        if not self.bootstrap:
+            from orangescrum.core.broker import LocalKafka
+            from orangescrum.core.settings import Settings
+
+            scratch = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-kafka-"))
+            broker = LocalKafka.from_settings(Settings(_env_file=None), Path(scratch) / "kafka")
+            try:
+                self.bootstrap = self._stack.enter_context(broker).bootstrap
+            except BaseException:
+                self._stack.close()  # the scratch folder
+                raise
+            log.info("one local Kafka broker for the Kafka steps on %s", self.bootstrap)
+        return self.bootstrap
+
+    def stop(self) -> None:
+        self._stack.close()
+        self.bootstrap = ""
+
+
+def bootstrap_arguments(
+    arguments: argparse.Namespace, step: Step, shared: SharedBroker
+) -> tuple[tuple[str, ...], str | None]:
+    """(`--bootstrap` for the step, or nothing: it starts its own broker; a problem to note)."""
+    if not step.takes_bootstrap:
+        return (), None
+    if arguments.bootstrap:
+        return ("--bootstrap", arguments.bootstrap), None
+    if not arguments.quick:
+        return (), None  # a broker of the step's own, as every full run measured it
+    try:
+        return ("--bootstrap", shared.start()), None
+    except OrangeScrumError as error:
+        return (), f"{step.name}: the shared broker did not start ({error}); it started its own"
+
+
 # --- the run ------------------------------------------------------------------------------------
 def steps_for(*, quick: bool, soak: bool) -> tuple[Step, ...]:
     chosen = tuple(step for step in STEPS if step.in_quick or not quick)
@@ -252,19 +311,30 @@ def run_steps(arguments: argparse.Namespace, logs: Path) -> dict[str, Any]:
     volume = "quick (a tenth of the volume)" if arguments.quick else "full"
     steps = steps_for(quick=arguments.quick, soak=arguments.soak)
     log.info("%s run of %d benchmarks; logs in %s", volume, len(steps), logs)
-    for number, step in enumerate(steps, start=1):
-        extra = dbt_arguments(arguments) if step.name == "dbt_scale" else ()
-        figures, problem = run_step(
-            step,
-            f"[{number}/{len(steps)}]",
-            quick=arguments.quick,
-            logs=logs,
-            extra=extra,
-            echo=arguments.verbose,
-        )
-        run["figures"] += figures
-        if problem:
-            run["notes"].append(problem)
+    last_kafka_step = max((n for n, s in enumerate(steps, start=1) if s.takes_bootstrap), default=0)
+    shared = SharedBroker()
+    try:
+        for number, step in enumerate(steps, start=1):
+            extra = dbt_arguments(arguments) if step.name == "dbt_scale" else ()
+            bootstrap, broker_problem = bootstrap_arguments(arguments, step, shared)
+            if broker_problem:
+                log.error("%s", broker_problem)
+                run["notes"].append(broker_problem)
+            figures, problem = run_step(
+                step,
+                f"[{number}/{len(steps)}]",
+                quick=arguments.quick,
+                logs=logs,
+                extra=(*extra, *bootstrap),
+                echo=arguments.verbose,
+            )
+            run["figures"] += figures
+            if problem:
+                run["notes"].append(problem)
+            if number == last_kafka_step:
+                shared.stop()
+    finally:
+        shared.stop()
     return finish_run(run)
 
 
@@ -336,6 +406,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="also run bench/soak.py last: 2,000 events/s for 60 minutes (--quick: 6), "
         "RSS drift per process, lag and losses (not in the default run)",
     )
+    parser.add_argument(
+        "--bootstrap",
+        default="",
+        metavar="HOST:PORT",
+        help="run producer.py and spark_landing.py on this existing broker (default: a local "
+        "broker of each one's own; --quick: one local broker they share)",
+    )
     parser.add_argument("--verbose", action="store_true", help="echo each step's output too")
     return parser.parse_args(argv)
 
@@ -343,6 +420,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    exit_on_sigterm()  # a step running and the shared broker are stopped on the way out
     load_runs(arguments.results)  # fail now, not after an hour, if the history is unreadable
     logs = arguments.logs or Path(tempfile.mkdtemp(prefix="orangescrum-bench-"))
     logs.mkdir(parents=True, exist_ok=True)

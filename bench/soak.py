@@ -726,7 +726,7 @@ def soak(args: argparse.Namespace, scratch: Path, logs: Path) -> Outcome:
 
     outcome = Outcome()
     planned = args.minutes * 60
-    broker = LocalKafka(scratch / "kafka", Settings(_env_file=None).jar_cache_dir).start()
+    broker = LocalKafka.from_settings(Settings(_env_file=None), scratch / "kafka").start()
     children: list[subprocess.Popen[bytes]] = []
     dbt: DbtProcess | None = None
     try:

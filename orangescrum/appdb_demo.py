@@ -174,9 +174,7 @@ def run_appdb_demo(
     console.rule("OrangeScrum Analytics demo: the app's database as the source")
     console.print(f"[1/{TOTAL_STEPS}] Clean workspace in {settings.data_dir}")
     reset_workspace(settings)
-    with LocalKafka(
-        settings.kafka_data_dir, settings.jar_cache_dir, jvm_options=settings.jvm_arguments
-    ) as broker:
+    with LocalKafka.from_settings(settings, settings.kafka_data_dir) as broker:
         settings = settings.model_copy(
             update={"kafka_bootstrap_servers": broker.bootstrap, "appdb_port": free_port()}
         )

@@ -200,13 +200,8 @@ def run_demo(
     console.rule("OrangeScrum Analytics demo")
     console.print(f"[1/{total_steps}] Clean workspace in {settings.data_dir}")
     reset_workspace(settings)
-    broker = LocalKafka(
-        broker_data_dir(settings, 1, options.security),
-        settings.jar_cache_dir,
-        security=options.security,
-        events_topic=settings.topic_events,
-        dead_letter_topic=settings.topic_dead_letter,
-        jvm_options=settings.jvm_arguments,
+    broker = LocalKafka.from_settings(
+        settings, broker_data_dir(settings, 1, options.security), security=options.security
     )
     secured = "" if options.security is Security.PLAINTEXT else ", SASL_SSL with one user per role"
     console.print(f"[2/{total_steps}] Apache Kafka (KRaft, local{secured}) on {broker.bootstrap}")

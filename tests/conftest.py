@@ -146,9 +146,7 @@ def last_weeks_monday() -> date:
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """One Apache Kafka broker for the session; tests use their own topic names."""
     settings = Settings(_env_file=None)
-    with LocalKafka(
-        tmp_path_factory.mktemp("kafka"), settings.jar_cache_dir, jvm_options=settings.jvm_arguments
-    ) as running:
+    with LocalKafka.from_settings(settings, tmp_path_factory.mktemp("kafka")) as running:
         yield running
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from bench.report import generate
 from bench.results import Target, make_figure
+from bench.run_all import STEPS, SharedBroker, bootstrap_arguments, parse_arguments
 from bench.soak import (
     PRODUCER,
     SAMPLED_ROLES,
@@ -151,9 +152,34 @@ def test_quick_run_prints_the_table_and_a_progress_line_per_step(quick_run: Quic
     for step in ("producer", "spark_landing", "dbt_scale", "dag_parse"):
         assert f"{step}: done in" in quick_run.output
     assert "figure" in quick_run.output and "dag_parse.manifest_median" in quick_run.output
+    # producer and spark_landing ran on one broker that run_all started
+    assert quick_run.output.count("one local Kafka broker for the Kafka steps") == 1
 
 
 # --- the record and the report on their own (fast) ----------------------------------------------
+def test_the_kafka_steps_get_their_own_broker_a_quick_runs_shared_one_or_the_given_one() -> None:
+    class Started(SharedBroker):
+        def start(self) -> str:
+            return "127.0.0.1:1"
+
+    steps, shared = {step.name: step for step in STEPS}, Started()
+    kafka_steps = {name for name, step in steps.items() if step.takes_bootstrap}
+    assert kafka_steps == {"producer", "spark_landing"}
+    full, quick = parse_arguments([]), parse_arguments(["--quick"])
+    given = parse_arguments(["--bootstrap", "kafka-1:9092"])
+    for name in kafka_steps:
+        assert bootstrap_arguments(full, steps[name], shared) == ((), None)  # as measured so far
+        assert bootstrap_arguments(quick, steps[name], shared) == (
+            ("--bootstrap", "127.0.0.1:1"),
+            None,
+        )
+        assert bootstrap_arguments(given, steps[name], shared) == (
+            ("--bootstrap", "kafka-1:9092"),
+            None,
+        )
+    assert bootstrap_arguments(quick, steps["dbt_scale"], shared) == ((), None)
+
+
 def test_figure_derives_ratio_and_met_from_its_target() -> None:
     figure = make_figure(
         "x",

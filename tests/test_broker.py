@@ -62,15 +62,15 @@ def produce(
     return outcomes
 
 
-def test_messages_survive_a_restart_of_the_broker(tmp_path: Path, broker: LocalKafka) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir)
+def test_messages_survive_a_restart_of_the_broker(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, _env_file=None)
+    kafka = LocalKafka.from_settings(settings, tmp_path / "kafka")
     with kafka:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": kafka.bootstrap})
         create_topics(settings)
         assert produce(kafka.bootstrap, settings.topic_events, 500) == [None] * 500
         first_bootstrap = kafka.bootstrap
-    with LocalKafka(tmp_path / "kafka", broker.jar_cache_dir) as restarted:
+    with LocalKafka.from_settings(settings, tmp_path / "kafka") as restarted:
         # The same ports when they are free, so clients' settings stay valid.
         assert restarted.bootstrap == first_bootstrap
         assert topic_size(restarted.bootstrap, settings.topic_events, 3) == 500

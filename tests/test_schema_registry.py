@@ -47,9 +47,13 @@ def without_company_id(schema_text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSchemaRegistry]:
-    jar_cache = Settings(_env_file=None).jar_cache_dir
-    with LocalSchemaRegistry(tmp_path_factory.mktemp("registry"), jar_cache) as running:
+def registry_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(data_dir=tmp_path_factory.mktemp("registry"), _env_file=None)
+
+
+@pytest.fixture(scope="module")
+def registry(registry_settings: Settings) -> Iterator[LocalSchemaRegistry]:
+    with LocalSchemaRegistry.from_settings(registry_settings) as running:
         yield running
 
 
@@ -170,13 +174,13 @@ def test_events_produced_with_the_http_registry_decode(kafka_settings, registry)
     assert record == v1_record | {"client": None}
 
 
-def test_a_restart_keeps_subjects_ids_and_port(tmp_path, registry) -> None:
-    directory, jar_cache = tmp_path / "registry", registry.jar_cache_dir
-    with LocalSchemaRegistry(directory, jar_cache) as first:
+def test_a_restart_keeps_subjects_ids_and_port(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    with LocalSchemaRegistry.from_settings(settings) as first:
         url = first.url
         v1_id = ConfluentSchemaRegistry(url).register("restart-value", V1)
     # Stopped cleanly (SIGTERM): the ids are there, and the same URL still works.
-    with LocalSchemaRegistry(directory, jar_cache) as second:
+    with LocalSchemaRegistry.from_settings(settings) as second:
         assert second.url == url
         client = ConfluentSchemaRegistry(url)
         assert canonical_schema(client.schema_text(v1_id)) == canonical_schema(V1)
@@ -188,16 +192,18 @@ def test_a_restart_keeps_subjects_ids_and_port(tmp_path, registry) -> None:
         while second.exit_code() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert second.exit_code() == -signal.SIGKILL
-    with LocalSchemaRegistry(directory, jar_cache) as third:
+    with LocalSchemaRegistry.from_settings(settings) as third:
         client = ConfluentSchemaRegistry(third.url)
         assert client.register("restart-value", V1) == v1_id
         assert client.register("restart-value", V2) == v2_id
         assert set(client.subject_schemas("restart-value")) == {v1_id, v2_id}
 
 
-def test_a_second_registry_on_the_same_data_is_refused(registry) -> None:
+def test_a_second_registry_on_the_same_data_is_refused(
+    registry: LocalSchemaRegistry, registry_settings: Settings
+) -> None:
     with pytest.raises(OrangeScrumError, match="is already running"):
-        LocalSchemaRegistry(registry.directory, registry.jar_cache_dir).start()
+        LocalSchemaRegistry.from_settings(registry_settings).start()
     assert answers(registry.url)
 
 

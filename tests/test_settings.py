@@ -14,10 +14,11 @@ from orangescrum import REPO_ROOT
 from orangescrum.core.apicurio.server import JVM_OPTIONS as REGISTRY_JVM_OPTIONS
 from orangescrum.core.apicurio.server import LocalSchemaRegistry
 from orangescrum.core.broker import JVM_OPTIONS as BROKER_JVM_OPTIONS
-from orangescrum.core.broker import LocalKafka, _kafka_command
+from orangescrum.core.broker import LocalKafka
 from orangescrum.core.connect import JVM_OPTIONS as CONNECT_JVM_OPTIONS
 from orangescrum.core.connect import LocalConnect
 from orangescrum.core.settings import Settings, env_example
+from spark.cluster import LocalSparkCluster
 from spark.session import driver_java_options
 
 
@@ -74,12 +75,10 @@ def test_jvm_options_follow_the_built_in_ones_of_every_jvm_started(tmp_path) -> 
     extra = ["-XX:TieredStopAtLevel=1", "-Dnote=a b"]
     assert list(settings.jvm_arguments) == extra
 
-    kafka = LocalKafka(tmp_path / "kafka", settings.jar_cache_dir, jvm_options=extra)
-    node = kafka.nodes[0]
     commands = [
         (
             BROKER_JVM_OPTIONS,
-            _kafka_command("java", "cp", node, "kafka.Kafka", jvm_options=kafka.jvm_options),
+            LocalKafka.from_settings(settings, tmp_path / "kafka").command("java", "cp"),
         ),
         (
             REGISTRY_JVM_OPTIONS,
@@ -92,6 +91,9 @@ def test_jvm_options_follow_the_built_in_ones_of_every_jvm_started(tmp_path) -> 
     for long_running in (False, True):
         driver = shlex.split(driver_java_options(long_running=long_running, extra=extra))
         assert driver[-len(extra) :] == extra and len(driver) > len(extra)
+    # Spark's launcher splits SPARK_DAEMON_JAVA_OPTS like a shell for the master and workers.
+    daemons = LocalSparkCluster.from_settings(settings).environment()["SPARK_DAEMON_JAVA_OPTS"]
+    assert shlex.split(daemons)[-len(extra) :] == extra
 
     with pytest.raises(ValueError, match="jvm_options"):
         Settings(data_dir=tmp_path, jvm_options="-Dnote='unclosed", _env_file=None)

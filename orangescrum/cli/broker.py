@@ -46,16 +46,8 @@ def broker_start(
 
     settings = load_settings()
     data_dir = broker_data_dir(settings, brokers, security)
-    cluster = LocalKafka(
-        data_dir,
-        settings.jar_cache_dir,
-        port=port,
-        brokers=brokers,
-        security=security,
-        events_topic=settings.topic_events,
-        dead_letter_topic=settings.topic_dead_letter,
-        connect_topic_prefix=settings.connect_topic_prefix,
-        jvm_options=settings.jvm_arguments,
+    cluster = LocalKafka.from_settings(
+        settings, data_dir, port=port, brokers=brokers, security=security
     )
     with console.status("starting Apache Kafka (the first start downloads its jars)"):
         cluster.start()

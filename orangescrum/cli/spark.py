@@ -43,9 +43,7 @@ def spark_cluster(
     from spark.cluster import LocalSparkCluster
 
     settings = load_settings()
-    with LocalSparkCluster(
-        settings.log_dir / "spark", workers=workers, cores_per_worker=cores
-    ) as c:
+    with LocalSparkCluster.from_settings(settings, workers=workers, cores_per_worker=cores) as c:
         console.print(
             f"Spark master {c.master_url} (UI http://127.0.0.1:{c.ui_port}). In other terminals:\n"
             f"  export ORANGESCRUM_SPARK_MASTER={c.master_url}\nCtrl-C stops it."

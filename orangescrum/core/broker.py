@@ -162,6 +162,8 @@ class LocalKafka(ManagedService):
 
     `jvm_options` (ORANGESCRUM_JVM_OPTIONS is `settings.jvm_arguments`) follow the
     built-in JVM_OPTIONS on every node's command line, storage formatting included.
+    `from_settings` passes them and the settings' topics; launchers use it, so no broker
+    misses the user's options.
     """
 
     def __init__(
@@ -190,6 +192,31 @@ class LocalKafka(ManagedService):
         )
         self.nodes = self._plan_nodes(port)
         self._processes: list[subprocess.Popen[bytes]] = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        brokers: int = 1,
+        security: Security = Security.PLAINTEXT,
+    ) -> LocalKafka:
+        """A cluster in `data_dir` as `settings` configure it: their jar cache, their JVM
+        options (ORANGESCRUM_JVM_OPTIONS) and, for a secured cluster's ACLs, their events,
+        dead-letter and Connect topics."""
+        return cls(
+            data_dir,
+            settings.jar_cache_dir,
+            port=port,
+            brokers=brokers,
+            security=security,
+            events_topic=settings.topic_events,
+            dead_letter_topic=settings.topic_dead_letter,
+            connect_topic_prefix=settings.connect_topic_prefix,
+            jvm_options=settings.jvm_arguments,
+        )
 
     # --- layout ---------------------------------------------------------------------------
     @property
@@ -284,7 +311,7 @@ class LocalKafka(ManagedService):
                 )
         self._save_state(cluster_id)
         for node in self.nodes:
-            self._processes.append(_launch(java_binary, classpath, node, self.jvm_options))
+            self._processes.append(_launch(self.command(java_binary, classpath, node), node))
         try:
             timeout = timeout_seconds if timeout_seconds is not None else 60.0 * self.brokers
             wait_until_ready(
@@ -307,6 +334,20 @@ class LocalKafka(ManagedService):
             self.data_dir,
         )
         return self
+
+    def command(self, java_binary: str, classpath: str, node: Node | None = None) -> list[str]:
+        """The broker JVM's command line of `node` (default the first): the built-in options,
+        then the caller's (the last of a JVM option wins), its log file, the jars, kafka.Kafka
+        and the node's server.properties."""
+        node = node or self.nodes[0]
+        return _kafka_command(
+            java_binary,
+            classpath,
+            node,
+            "kafka.Kafka",
+            str(node.config_file),
+            jvm_options=self.jvm_options,
+        )
 
     def _grant_acls(self) -> None:
         """The service users' ACLs, as the admin; creating an existing ACL changes nothing."""
@@ -441,17 +482,7 @@ def _format_storage(
         )
 
 
-def _launch(
-    java_binary: str, classpath: str, node: Node, jvm_options: Sequence[str] = ()
-) -> subprocess.Popen[bytes]:
-    command = _kafka_command(
-        java_binary,
-        classpath,
-        node,
-        "kafka.Kafka",
-        str(node.config_file),
-        jvm_options=jvm_options,
-    )
+def _launch(command: list[str], node: Node) -> subprocess.Popen[bytes]:
     with (node.directory / "stdout.log").open("ab") as output:
         return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
 

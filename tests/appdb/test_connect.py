@@ -82,8 +82,7 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("connect")
-    jar_cache = Settings(_env_file=None).jar_cache_dir
-    with LocalKafka(data_dir / "kafka", jar_cache) as kafka:
+    with LocalKafka.from_settings(Settings(_env_file=None), data_dir / "kafka") as kafka:
         settings = Settings(
             data_dir=data_dir,
             appdb_port=free_port(),

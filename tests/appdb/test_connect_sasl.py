@@ -76,8 +76,9 @@ class SecuredStack:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredStack]:
     data_dir = tmp_path_factory.mktemp("connect-sasl")
-    jar_cache = Settings(_env_file=None).jar_cache_dir
-    with LocalKafka(data_dir / "kafka-sasl-ssl", jar_cache, security=Security.SASL_SSL) as kafka:
+    with LocalKafka.from_settings(
+        Settings(_env_file=None), data_dir / "kafka-sasl-ssl", security=Security.SASL_SSL
+    ) as kafka:
         assert kafka.secrets is not None
         # The ORANGESCRUM_KAFKA_* values come from the connect user's env file alone.
         settings = Settings(
@@ -348,9 +349,8 @@ def test_the_connect_users_acls_name_only_its_prefix_and_its_own_topics_and_grou
 
 
 def test_the_broker_grants_the_connect_user_the_prefix_it_is_started_with(tmp_path: Path) -> None:
-    broker = LocalKafka(
-        tmp_path, tmp_path, security=Security.SASL_SSL, connect_topic_prefix="acme-cdc"
-    )
+    settings = Settings(data_dir=tmp_path, connect_topic_prefix="acme-cdc", _env_file=None)
+    broker = LocalKafka.from_settings(settings, tmp_path, security=Security.SASL_SSL)
     prefixes = {
         b.name
         for b in acl_bindings(*broker.acl_topics)

@@ -281,8 +281,8 @@ COMPARISONS: Mapping[str, Comparison] = {
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """The event path's broker (the database path's demo runs its own)."""
-    jar_cache = Settings(_env_file=None).jar_cache_dir
-    with LocalKafka(tmp_path_factory.mktemp("event-broker"), jar_cache) as broker:
+    settings = Settings(_env_file=None)
+    with LocalKafka.from_settings(settings, tmp_path_factory.mktemp("event-broker")) as broker:
         yield broker
 
 

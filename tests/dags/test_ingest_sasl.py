@@ -48,8 +48,9 @@ def test_the_ingest_stream_task_reads_a_sasl_ssl_broker_with_settings_from_env_a
     from airflow.dag_processing.dagbag import DagBag
 
     data_dir = tmp_path / "state"
-    jar_cache = Settings(_env_file=None).jar_cache_dir
-    with LocalKafka(tmp_path / "kafka-sasl-ssl", jar_cache, security=Security.SASL_SSL) as kafka:
+    with LocalKafka.from_settings(
+        Settings(_env_file=None), tmp_path / "kafka-sasl-ssl", security=Security.SASL_SSL
+    ) as kafka:
         secrets = kafka.secrets
         assert secrets is not None
         local = Settings(data_dir=data_dir, _env_file=None)

@@ -152,11 +152,17 @@ def test_raw_events_external_table_ddl(prod: tuple[Settings, Path]) -> None:
     assert "`raw_dead_letters`" in log
 
 
-def test_raw_events_reads_each_zone_from_its_own_var(prod: tuple[Settings, Path]) -> None:
+def test_raw_events_reads_each_zone_from_its_own_var(
+    prod: tuple[Settings, Path], tmp_path: Path
+) -> None:
     """The lake layout hands dbt every zone; dbt must read those, not re-derive them."""
     moved = "gs://elsewhere/dead-letters"
+    settings, _ = prod
     log = operation_log(
-        *prod,
+        settings,
+        # Other vars mean a full parse: in a target of its own, so the shared one keeps its
+        # partial-parse state and the next operations do not parse the project again.
+        tmp_path / "dbt_target",
         "create_raw_events",
         "--args",
         "{dry_run: true}",

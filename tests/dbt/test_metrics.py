@@ -13,11 +13,31 @@ from tests.dbt.conftest import Warehouse
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 FACT = "orangescrum_dw_marts.fact_activities"
+# Each `mf query` is a MetricFlow process of about 5 s of CPU, most of it imports: the tests
+# that compare metrics of the same grain with the same (no) filters read one query's rows
+# (MetricFlow computes each metric of a query on its own, then joins them on the grain).
+DAILY_COUNTS = ("events", "tasks_created", "tasks_closed", "comments", "hours_logged")
+APPROVAL_HOURS = ("hours_logged", "hours_approved", "hours_rejected", "hours_pending")
 
 
 def by_period(rows: list[dict[str, str]], period: str, metric: str) -> dict[str, Decimal]:
     """{period start as YYYY-MM-DD: value} from `mf query` rows (MetricFlow writes timestamps)."""
     return {row[period][:10]: Decimal(row[metric] or "0") for row in rows}
+
+
+@pytest.fixture(scope="module")
+def daily_rows(built_warehouse: Warehouse) -> list[dict[str, str]]:
+    """`mf query` of the day-grain metrics two tests check, by day."""
+    return query_metrics(
+        built_warehouse.settings, ["active_users", *DAILY_COUNTS], ["metric_time__day"]
+    )
+
+
+@pytest.fixture(scope="module")
+def overall_row(built_warehouse: Warehouse) -> dict[str, str]:
+    """`mf query` of the metrics two tests check over the whole history (no grain)."""
+    [row] = query_metrics(built_warehouse.settings, ["median_cycle_time_hours", *APPROVAL_HOURS])
+    return row
 
 
 def test_definitions_validate_against_the_warehouse(built_warehouse: Warehouse) -> None:
@@ -26,19 +46,16 @@ def test_definitions_validate_against_the_warehouse(built_warehouse: Warehouse) 
     assert "Successfully validated metrics against data warehouse (ERRORS: 0" in output
 
 
-def test_active_users_are_distinct_at_every_grain(built_warehouse: Warehouse) -> None:
-    rows = query_metrics(
-        built_warehouse.settings,
-        ["active_users"],
-        ["metric_time__day"],
-    )
+def test_active_users_are_distinct_at_every_grain(
+    built_warehouse: Warehouse, daily_rows: list[dict[str, str]]
+) -> None:
     expected_daily = {
         day.isoformat(): Decimal(users)
         for day, users in built_warehouse.query(
             f"select activity_date, count(distinct user_id) from {FACT} group by 1"
         )
     }
-    assert by_period(rows, "metric_time__day", "active_users") == expected_daily
+    assert by_period(daily_rows, "metric_time__day", "active_users") == expected_daily
 
     weekly = query_metrics(
         built_warehouse.settings,
@@ -93,14 +110,10 @@ def test_company_day_mart_equals_the_active_users_metric(built_warehouse: Wareho
     assert day_totals == []
 
 
-def test_counts_hours_and_cycle_time_equal_sql_on_the_marts(built_warehouse: Warehouse) -> None:
-    rows = query_metrics(
-        built_warehouse.settings,
-        ["events", "tasks_created", "tasks_closed", "comments", "hours_logged"],
-        ["metric_time__day"],
-    )
-    metrics = ("events", "tasks_created", "tasks_closed", "comments", "hours_logged")
-    got = {metric: by_period(rows, "metric_time__day", metric) for metric in metrics}
+def test_counts_hours_and_cycle_time_equal_sql_on_the_marts(
+    built_warehouse: Warehouse, daily_rows: list[dict[str, str]], overall_row: dict[str, str]
+) -> None:
+    got = {metric: by_period(daily_rows, "metric_time__day", metric) for metric in DAILY_COUNTS}
     expected: dict[str, dict[str, Decimal]] = defaultdict(dict)
     for day, events, created, closed, comments, hours in built_warehouse.query(
         """
@@ -116,25 +129,20 @@ def test_counts_hours_and_cycle_time_equal_sql_on_the_marts(built_warehouse: War
         """
     ):
         values = (events, created, closed, comments, hours)
-        for metric, value in zip(metrics, values, strict=True):
+        for metric, value in zip(DAILY_COUNTS, values, strict=True):
             expected[metric][day.isoformat()] = Decimal(str(value))
     assert got == dict(expected)
 
     [(median,)] = built_warehouse.query(
         "select median(cycle_time_hours) from orangescrum_dw_intermediate.int_tasks_cycle_times"
     )
-    [overall] = query_metrics(
-        built_warehouse.settings,
-        ["median_cycle_time_hours"],
-    )
-    assert Decimal(overall["median_cycle_time_hours"]) == Decimal(str(median))
+    assert Decimal(overall_row["median_cycle_time_hours"]) == Decimal(str(median))
 
 
-def test_hours_by_approval_equal_sql_on_the_time_entries(built_warehouse: Warehouse) -> None:
-    [row] = query_metrics(
-        built_warehouse.settings,
-        ["hours_logged", "hours_approved", "hours_rejected", "hours_pending"],
-    )
+def test_hours_by_approval_equal_sql_on_the_time_entries(
+    built_warehouse: Warehouse, overall_row: dict[str, str]
+) -> None:
+    row = overall_row
     [(approved, rejected, pending)] = built_warehouse.query(
         """
         select

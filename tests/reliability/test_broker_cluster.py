@@ -37,10 +37,9 @@ TICKS_AFTER_KILL = 8
 def test_a_broker_killed_mid_stream_loses_no_acknowledged_event(
     tmp_path: Path,
     settings: Settings,
-    broker: LocalKafka,
     live_stream: Callable[[Settings], RunningStream],
 ) -> None:
-    with LocalKafka(tmp_path / "kafka", broker.jar_cache_dir, brokers=3) as cluster:
+    with LocalKafka.from_settings(settings, tmp_path / "kafka", brokers=3) as cluster:
         # The topic takes the cluster's defaults (replication factor 3, min.insync.replicas 2),
         # which `broker start --brokers 3` sets.
         settings = settings.model_copy(update={"kafka_bootstrap_servers": cluster.bootstrap})

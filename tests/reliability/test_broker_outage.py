@@ -38,10 +38,9 @@ EVENTS_PER_TICK = 100
 def test_stream_and_producer_ride_out_a_broker_restart(
     tmp_path: Path,
     settings: Settings,
-    broker: LocalKafka,
     live_stream: Callable[[Settings], RunningStream],
 ) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir).start()
+    kafka = LocalKafka.from_settings(settings, tmp_path / "kafka").start()
     try:
         settings = settings.model_copy(
             update={
@@ -60,7 +59,7 @@ def test_stream_and_producer_ride_out_a_broker_restart(
             ticks_at_stop = producer.ticks
             time.sleep(OUTAGE_SECONDS)
             assert stream.alive, "the stream died with the broker"
-            restarted = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir).start()
+            restarted = LocalKafka.from_settings(settings, tmp_path / "kafka").start()
             assert restarted.bootstrap == kafka.bootstrap  # same ports: clients reconnect
             kafka = restarted
             ticks_in_outage = producer.ticks - ticks_at_stop

@@ -76,9 +76,9 @@ def test_a_second_stream_on_one_checkpoint_is_refused(
 
 
 def test_a_broker_that_stays_away_ends_the_stream_with_one_sentence(
-    spark: SparkSession, settings: Settings, broker: LocalKafka, tmp_path: Path
+    spark: SparkSession, settings: Settings, tmp_path: Path
 ) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", broker.jar_cache_dir).start()
+    kafka = LocalKafka.from_settings(settings, tmp_path / "kafka").start()
     settings = settings.model_copy(
         update={"kafka_bootstrap_servers": kafka.bootstrap, "kafka_outage_tolerance_seconds": 3}
     )

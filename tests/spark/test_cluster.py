@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 def test_stream_runs_on_a_standalone_cluster(kafka_settings, tmp_path) -> None:
     create_topics(kafka_settings)
     produced = produce_events(kafka_settings, 2_000)
-    with LocalSparkCluster(tmp_path / "spark-logs", workers=1, cores_per_worker=2) as cluster:
+    with LocalSparkCluster.from_settings(
+        kafka_settings, tmp_path / "spark-logs", workers=1, cores_per_worker=2
+    ) as cluster:
         env = os.environ | {
             "ORANGESCRUM_SPARK_MASTER": cluster.master_url,
             "ORANGESCRUM_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
