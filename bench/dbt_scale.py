@@ -173,12 +173,18 @@ def write_replicas(
     """
     cohorts_per_period, period_days = period
     (lake / "raw").mkdir(parents=True, exist_ok=True)
-    new_day = new_day_cohorts > 0
-    first_replica = replicas - new_day_cohorts if new_day else 0
-    periods_back = f"(({replicas - 1} - replica) // {cohorts_per_period})"
-    day_shift = "1" if new_day else f"(-{periods_back} * {period_days})"
+    # (first cohort, end cohort, day shift, file name prefix) of each copy. One copy per
+    # period: a partitioned copy of all 100M rows (900 days) spilled 44 GiB before it was
+    # stopped, one of a period's 10M rows (90 days) about nothing.
+    if new_day_cohorts:
+        copies = [(replicas - new_day_cohorts, replicas, 1, "newday")]
+    else:
+        copies = [
+            (max(0, replicas - (back + 1) * cohorts_per_period),
+             replicas - back * cohorts_per_period, -back * period_days, f"period{back}")
+            for back in range(-(-replicas // cohorts_per_period))
+        ]  # fmt: skip
     day_filter = f"where cast(event_timestamp as date) = date '{only_day}'" if only_day else ""
-    file_names = ", filename_pattern 'newday_{i}'" if new_day else ""
     with duckdb.connect() as connection:
         connection.execute("set TimeZone = 'UTC'")
         connection.execute("set enable_progress_bar = false")
@@ -189,19 +195,20 @@ def write_replicas(
             connection.execute("set memory_limit = ?", [limit])
         # Spills go beside the lake (an in-memory database spills to ./.tmp by default).
         connection.execute("set temp_directory = ?", [str(lake.parent / "duckdb-spill")])
-        connection.execute(
-            f"""
-            copy (
-                select *, cast(event_timestamp as date) as event_date from (
-                    select {shifted_select("replica", day_shift)}
-                    from read_parquet('{base}'),
-                        range({first_replica}, {replicas}) as replicas(replica)
-                    {day_filter}
-                )
-            ) to '{lake}/raw/events' (format parquet, partition_by (event_date),
-                                       overwrite_or_ignore true, compression zstd{file_names})
-            """
-        )
+        for first, end, day_shift, prefix in copies:
+            connection.execute(
+                f"""
+                copy (
+                    select *, cast(event_timestamp as date) as event_date from (
+                        select {shifted_select("replica", str(day_shift))}
+                        from read_parquet('{base}'), range({first}, {end}) as replicas(replica)
+                        {day_filter}
+                    )
+                ) to '{lake}/raw/events' (format parquet, partition_by (event_date),
+                                           overwrite_or_ignore true, compression zstd,
+                                           filename_pattern '{prefix}_{{i}}')
+                """
+            )
 
 
 def timed(
