@@ -552,7 +552,7 @@ def print_summary(sizes: list[int], results: list[dict[str, Any]], runs: int) ->
         if scale["ratio"] is not None:
             print(
                 f"one new day, {scale['name'].rsplit('.', 1)[-1]}: {scale['ratio']:.2f}x "
-                f"(target <= {TARGET_SCALE.bound:g}x for 10x the events)"
+                f"(target <= {TARGET_SCALE.bound:g}x for 10x the history)"
             )
 
 
