@@ -16,8 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
+from bench.dbt_scale import base_history, write_replicas
 from bench.report import generate
 from bench.results import Target, make_figure
 from bench.run_all import STEPS, SharedBroker, bootstrap_arguments, parse_arguments
@@ -350,3 +352,36 @@ def test_soak_verdict_fails_lost_or_duplicated_events_a_lag_over_its_bound_or_a_
         for f in figures_of(lost, SOAK_LIMITS, minutes=60, planned_minutes=60, summary="")
     }
     assert (figures["soak.events_lost"]["value"], figures["soak.events_lost"]["met"]) == (3, False)
+
+
+def lake_days(lake: Path) -> dict[str, int]:
+    """Events per day of a lake's raw/events, by its Hive partition folders."""
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "select cast(event_date as varchar), count(*) from read_parquet(?, "
+            "hive_partitioning = true) group by all",
+            [str(lake / "raw" / "events" / "*" / "*.parquet")],
+        ).fetchall()
+    return dict(rows)
+
+
+def test_scale_lakes_grow_in_time_and_share_the_new_day(tmp_path: Path) -> None:
+    """dbt_scale: 5 cohorts at 2 per period are 3 periods of the simulated days, back to back;
+    the new day holds the same events as on a 2-cohort lake (only the history differs)."""
+    base = tmp_path / "base.parquet"
+    rows, last_day = base_history(base, companies=1, days=10)
+    days: dict[int, dict[str, int]] = {}
+    for cohorts in (2, 5):
+        lake = tmp_path / f"lake-{cohorts}"
+        write_replicas(base, lake, cohorts, (2, 10))
+        history = lake_days(lake)
+        write_replicas(base, lake, cohorts, (2, 10), only_day=last_day, new_day_cohorts=2)
+        days[cohorts] = lake_days(lake)
+        assert sum(history.values()) == cohorts * rows
+        new_day = set(days[cohorts]) - set(history)
+        assert len(new_day) == 1 and new_day.pop() > last_day
+    first_small, first_large = min(days[2]), min(days[5])
+    assert len(days[2]) == 11 and len(days[5]) == 31  # 1 and 3 periods of 10 days, + new day
+    assert first_large < first_small
+    # the latest period and the new day are the same on both lakes
+    assert {d: n for d, n in days[5].items() if d >= first_small} == days[2]
