@@ -23,8 +23,7 @@ as a 10M day. The new day is the last simulated day once more for the latest per
 so it and the lookback window before it hold the same events on 10M as on 100M: only the
 history beneath them differs, which is what the 1.2x target is about. `dbt run` alone (no
 tests) is timed too, to separate model cost from test cost (printed, not recorded; not with
---quick). `--slowest N` lists where each
-build spent its time.
+--quick). `--slowest N` lists where each build spent its time.
 
 Each size runs in a child process, watched: `--time-limit-minutes` stops a size whose dbt
 builds take longer (counted from when its lake is written), `--min-free-disk-gib` one whose
@@ -155,6 +154,11 @@ def shifted_select(replica_expr: str, day_shift_expr: str = "0") -> str:
     return ", ".join(columns)
 
 
+def period_count(replicas: int, cohorts_per_period: int) -> int:
+    """Periods of simulated days that `replicas` cohorts fill (the earliest may be partial)."""
+    return -(-replicas // cohorts_per_period)
+
+
 def write_replicas(
     base: Path,
     lake: Path,
@@ -182,7 +186,7 @@ def write_replicas(
         copies = [
             (max(0, replicas - (back + 1) * cohorts_per_period),
              replicas - back * cohorts_per_period, -back * period_days, f"period{back}")
-            for back in range(-(-replicas // cohorts_per_period))
+            for back in range(period_count(replicas, cohorts_per_period))
         ]  # fmt: skip
     day_filter = f"where cast(event_timestamp as date) = date '{only_day}'" if only_day else ""
     with duckdb.connect() as connection:
@@ -278,7 +282,7 @@ def measure(
     replicas = max(1, round(events / base_rows))
     settings = Settings(data_dir=work, _env_file=None)
     lake = Path(settings.lake_root)
-    periods = -(-replicas // options.cohorts_per_period)
+    periods = period_count(replicas, options.cohorts_per_period)
     print(
         f"\n{replicas * base_rows:,} events ({replicas} cohorts x {base_rows:,} simulated, "
         f"{periods * options.base_days} days)",

@@ -54,10 +54,16 @@
         {{ entity_column }} in (
             select {{ entity_column }}
             from {{ relation }}
-            where loaded_at = (select max(loaded_at) from {{ relation }})
+            where {{ orangescrum.in_latest_load_rows(relation) }}
         )
     {%- endset -%}
     {{ return(condition) }}
+{% endmacro %}
+
+
+{% macro in_latest_load_rows(relation) %}
+    {#- Boolean SQL on relation's rows: written by its latest load (its greatest loaded_at). -#}
+    {{ return('loaded_at = (select max(loaded_at) from ' ~ relation ~ ')') }}
 {% endmacro %}
 
 
@@ -72,9 +78,7 @@
         {% do conditions.append('(' ~ where ~ ')') %}
     {% endif %}
     {% if execute and orangescrum.tests_latest_load_only(model.get('attached_node')) %}
-        {% do conditions.append(
-            'loaded_at = (select max(loaded_at) from ' ~ relation ~ ')'
-        ) %}
+        {% do conditions.append(orangescrum.in_latest_load_rows(relation)) %}
     {% endif %}
     {% if conditions %}
         {%- set filtered -%}

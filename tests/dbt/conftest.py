@@ -10,8 +10,10 @@ from typing import Any
 
 import duckdb
 import pytest
+import yaml
 from dbt.cli.main import dbtRunnerResult
 
+from orangescrum import REPO_ROOT
 from orangescrum.core.settings import Settings
 from orangescrum.warehouse.dbt import run_dbt
 from tests.dbt.lake import write_lake
@@ -32,18 +34,21 @@ MARTS = (
     "dim_projects_history",
     "dim_tasks_history",
 )
-# Incremental marts carry loaded_at, the time of the dbt run that wrote each row: equal
-# tables are compared without it.
-INCREMENTAL_MARTS = (
-    "fact_activities",
-    "fact_time_entries",
-    "agg_daily_metrics",
-    "agg_daily_company_metrics",
-    "dim_tasks",
-    "dim_users_history",
-    "dim_projects_history",
-    "dim_tasks_history",
-)
+
+
+def marts_with_loaded_at() -> frozenset[str]:
+    """Marts whose contract has loaded_at, the time of the dbt run that wrote each row: equal
+    tables are compared without it. Read from the marts' properties (contracts are enforced,
+    so they list every column), so a mart that becomes incremental needs no edit here."""
+    names = set()
+    for properties in (REPO_ROOT / "dbt_project" / "models" / "marts").glob("*.yml"):
+        for model in yaml.safe_load(properties.read_text()).get("models", []):
+            if any(column["name"] == "loaded_at" for column in model.get("columns", [])):
+                names.add(model["name"])
+    return frozenset(names)
+
+
+INCREMENTAL_MARTS = marts_with_loaded_at()
 
 
 def mart_content_sql(mart: str, relation: str, exclude_keyword: str = "exclude") -> str:
