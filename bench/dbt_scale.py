@@ -178,8 +178,9 @@ def write_replicas(
     cohorts_per_period, period_days = period
     (lake / "raw").mkdir(parents=True, exist_ok=True)
     # (first cohort, end cohort, day shift, file name prefix) of each copy. One copy per
-    # period: a partitioned copy of all 100M rows (900 days) spilled 44 GiB before it was
-    # stopped, one of a period's 10M rows (90 days) about nothing.
+    # period: a partitioned copy of all 100M rows (900 days) spilled enough to bring the disk
+    # near the free-space guard before it was stopped, one of a period's 10M rows (90 days)
+    # about nothing.
     if new_day_cohorts:
         copies = [(replicas - new_day_cohorts, replicas, 1, "newday")]
     else:

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 # What the `mf` script runs (MetricFlow's own CLI), less one import. jsonschema, which dbt
 # imports, imports rfc3987-syntax whenever it is installed (jupyter-events' jsonschema extra
-# installs it), and that compiles 39 Lark grammars: about a third of the CPU of an `mf query`
-# (1.6 of 4.6 s), for IRI format checks neither dbt nor MetricFlow ever asks jsonschema for.
+# installs it), and that compiles 39 Lark grammars at import, a large share of each `mf query`
+# process's CPU, for IRI format checks neither dbt nor MetricFlow ever asks jsonschema for.
 # A None in sys.modules makes that import fail, which jsonschema expects and skips.
 MF_MAIN = (
     "import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'mf'; "
