@@ -127,6 +127,40 @@
 {% endmacro %}
 
 
+{#
+    Incremental strategy `replace_versions_from` (DuckDB) of a model whose rows are versions
+    keyed by (<entity key>, valid_from) and whose run recomputes each entity it touches from
+    one version on: the entity's stored versions from the earliest recomputed one on are
+    deleted, the recomputed ones inserted; its earlier versions stay as they are.
+    dim_tasks_history uses it: a one-day run rewrites a task's latest versions, not all of them.
+#}
+{% macro get_incremental_replace_versions_from_sql(arg_dict) %}
+    {%- set entity_key = arg_dict['unique_key'] -%}
+    {%- if entity_key is not string -%}
+        {% do exceptions.raise_compiler_error(
+            "incremental_strategy 'replace_versions_from' needs unique_key to be the entity "
+            ~ "key column (one name), got " ~ entity_key
+        ) %}
+    {%- endif -%}
+    {%- set columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ arg_dict['target_relation'] }} as stored
+    using (
+        select
+            {{ entity_key }},
+            min(valid_from) as recomputed_from
+        from {{ arg_dict['temp_relation'] }}
+        group by {{ entity_key }}
+    ) as recomputed
+    where
+        stored.{{ entity_key }} = recomputed.{{ entity_key }}
+        and stored.valid_from >= recomputed.recomputed_from;
+
+    insert into {{ arg_dict['target_relation'] }} ({{ columns_csv }})
+    select {{ columns_csv }}
+    from {{ arg_dict['temp_relation'] }}
+{% endmacro %}
+
+
 {% macro touched_in_lookback_window(entity_column, events_relation, events_filter='true') %}
     {#-
         Boolean SQL for an incremental run: entity_column names an entity with an event in
@@ -165,9 +199,7 @@
     {% if not is_incremental() %}
         {{ return('true') }}
     {% endif %}
-    {%- set last_load -%}
-        (select coalesce(max(loaded_at), {{ orangescrum.earliest_timestamp() }}) from {{ this }})
-    {%- endset -%}
+    {%- set last_load = orangescrum.latest_load_at(this) -%}
     {%- set condition -%}
         {{ entity_column }} in (
             {%- for upstream in upstream_relations %}
@@ -183,6 +215,15 @@
         )
     {%- endset -%}
     {{ return(condition) }}
+{% endmacro %}
+
+
+{% macro latest_load_at(relation) %}
+    {#- SQL: the loaded_at of relation's latest load (before any load when it is empty). -#}
+    {{ return(
+        '(select coalesce(max(loaded_at), ' ~ orangescrum.earliest_timestamp() ~ ') from '
+        ~ relation ~ ')'
+    ) }}
 {% endmacro %}
 
 

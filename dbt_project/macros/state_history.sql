@@ -44,7 +44,8 @@
     carried_columns=[],
     previous_value_columns={},
     snapshots_cte='new_snapshots',
-    continue_stored_versions=true
+    continue_stored_versions=true,
+    continued_versions_cte=none
 ) %}
     {#-
         The CTEs that turn an entity's snapshots into SCD 2 versions (no leading or
@@ -63,6 +64,11 @@
         continue_stored_versions  on an incremental run, continue each entity from its
                                version stored in {{ this }} (the state histories); false for
                                a table that only re-collapses versions (the history marts).
+        continued_versions_cte on an incremental run, the model's own CTE of the stored
+                               versions to continue from, in the shape of continued_versions
+                               below, instead of each entity's version open at the window
+                               start (dim_tasks_history: the version open where the entity's
+                               recomputed versions begin).
 
         Versions are ordered by event_timestamp, then event_id (a total order, so two events
         at the same instant open versions in a reproducible order).
@@ -74,7 +80,7 @@
     {%- set key_and_carried_columns = [entity_key] + carried_columns -%}
     {%- set continues = continue_stored_versions and is_incremental() -%}
 
-    {%- if continues -%}
+    {%- if continues and not continued_versions_cte -%}
 continued_versions as (
 
     -- The stored version each entity with a new snapshot was in when the window began:
@@ -120,7 +126,7 @@ snapshots as (
     from {{ snapshots_cte }}
     {% if continues %}
         union all
-        select * from continued_versions
+        select * from {{ continued_versions_cte or 'continued_versions' }}
     {% endif %}
 
 ),
