@@ -4,11 +4,11 @@
 
     The same columns, types and constraints, except that an incremental model's primary key is
     not declared on DuckDB. DuckDB enforces a primary key with an index that every commit of a
-    delete must update: in a one-day build on 10M events (bench/dbt_scale.py --slowest) the
-    commit of dim_tasks_history's delete+insert took 1.4-2.4 s with it and 0.03 s without, a
-    cost that grows with the table, not with the rows rewritten. Each such key is checked by the
-    model's primary_key (or unique + not_null) data test instead: on its latest load in a daily
-    run, on every row with --vars '{test_scope: all}' (the nightly DAG). Tables rebuilt from
+    delete must update: it was most of dim_tasks_history's time in a one-day build on 10M
+    events (bench/dbt_scale.py --slowest, dbt's log), a cost that grows with the table, not
+    with the rows rewritten; without the key the same commit is almost free. Each such key
+    is checked by the model's primary_key (or unique + not_null) data test instead: on its
+    latest load in a daily run, on every row with --vars '{test_scope: all}' (the nightly DAG). Tables rebuilt from
     scratch keep their declared key, and BigQuery gets every declared key (unenforced there,
     used by its optimiser) through dbt's own macro.
 #}
