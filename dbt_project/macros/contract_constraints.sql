@@ -8,9 +8,9 @@
     events (bench/dbt_scale.py --slowest, dbt's log), a cost that grows with the table, not
     with the rows rewritten; without the key the same commit is almost free. Each such key
     is checked by the model's primary_key (or unique + not_null) data test instead: on its
-    latest load in a daily run, on every row with --vars '{test_scope: all}' (the nightly DAG). Tables rebuilt from
-    scratch keep their declared key, and BigQuery gets every declared key (unenforced there,
-    used by its optimiser) through dbt's own macro.
+    latest load in a daily run, on every row with --vars '{test_scope: all}' (the nightly
+    DAG). Tables rebuilt from scratch keep their declared key, and BigQuery gets every
+    declared key (unenforced there, used by its optimiser) through dbt's own macro.
 #}
 {% macro duckdb__get_table_columns_and_constraints() %}
     {%- if config.get('materialized') != 'incremental' -%}
